@@ -1,0 +1,32 @@
+# The OUCR benchmark: raw data -> prepared store -> masks -> training -> reconstruction
+# -> evaluation -> paired statistics -> tables and figures, all under `results/`.
+#
+#   snakemake --cores all                                  # embedded demo (config/config.yaml)
+#   snakemake --cores all results/figures/fig3.png         # one figure
+#   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml   # the paper on SLURM
+#
+# Rules stay thin: each calls one `oucr` subcommand. See workflow/rules/*.smk.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.20")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

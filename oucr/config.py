@@ -1,0 +1,181 @@
+"""Reading the YAML configuration and the typed sections the engine uses.
+
+The full schema (validated by the workflow) is ``workflow/schemas/config.schema.yaml``;
+this module checks what the library itself reads, so that the command line gives
+the same clear errors when it is used without Snakemake.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+
+import yaml
+
+from oucr.errors import ConfigError
+
+PathLike = Union[str, Path]
+
+
+def load_config(path: PathLike) -> Dict[str, Any]:
+    """Read a YAML config file, or an inline JSON mapping (text starting with ``{``).
+
+    The inline form lets Snakemake rules pass exactly the config subset a job
+    depends on as a parameter, so that a change to it (and only to it) reruns
+    the job.
+
+    Raises:
+        ConfigError: if the file is missing, unreadable or not a mapping.
+    """
+    if isinstance(path, str) and path.lstrip().startswith("{"):
+        try:
+            data = json.loads(path)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"inline config is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError("inline config must be a JSON object")
+        return data
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {p} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def set_by_path(config: Dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override in place (value parsed as YAML).
+
+    Example: ``models.OUCR.iterations=3``.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like dotted.key=value")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {assignment!r} has an empty key")
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def with_overrides(config: Mapping[str, Any], assignments: Sequence[str]) -> Dict[str, Any]:
+    """A deep copy of ``config`` with ``dotted.key=value`` overrides applied."""
+    out = copy.deepcopy(dict(config))
+    for a in assignments:
+        set_by_path(out, a)
+    return out
+
+
+@dataclass
+class TrainingConfig:
+    """Training hyper-parameters; the defaults are the paper's protocol."""
+
+    epochs: int = 50
+    batch_size: int = 4
+    lr: float = 1.5e-4
+    lr_step: int = 5  #: epochs between learning-rate decays
+    lr_gamma: float = 0.9  #: decay factor
+    loss: str = "l1"
+    device: str = "auto"  #: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps
+    amp: str = "none"  #: none or bf16 (autocast)
+    checkpointing: bool = False  #: activation checkpointing (models that support it)
+    num_workers: int = 0
+    val_volumes: Optional[int] = None  #: cap on validation volumes per epoch (None: all)
+    train_slices: Optional[int] = None  #: cap on training slices per epoch (None: all)
+    grad_clip: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"training.{name} must be a positive integer, got {v!r}")
+
+        for name in ("epochs", "batch_size", "lr_step"):
+            positive_int(name)
+        for name in ("val_volumes", "train_slices"):
+            if getattr(self, name) is not None:
+                positive_int(name)
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ConfigError(f"training.num_workers must be a non-negative integer, got {self.num_workers!r}")
+        for name in ("lr", "lr_gamma"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"training.{name} must be a positive number, got {v!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):
+            raise ConfigError(f"training.grad_clip must be a positive number or null, got {self.grad_clip!r}")
+        if self.loss not in ("l1", "l2"):
+            raise ConfigError(f"training.loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.amp not in ("none", "bf16"):
+            raise ConfigError(f"training.amp must be 'none' or 'bf16', got {self.amp!r}")
+        if not isinstance(self.checkpointing, bool):
+            raise ConfigError(f"training.checkpointing must be true or false, got {self.checkpointing!r}")
+        if not isinstance(self.device, str):
+            raise ConfigError(f"training.device must be a string, got {self.device!r}")
+
+
+def training_config(config: Mapping[str, Any], method: Optional[str] = None) -> TrainingConfig:
+    """The ``training`` section, with per-method overrides from ``training.methods.<method>``.
+
+    Raises:
+        ConfigError: for unknown keys or invalid values.
+    """
+    section = dict(config.get("training") or {})
+    per_method = section.pop("methods", None) or {}
+    if not isinstance(per_method, dict):
+        raise ConfigError("training.methods must map method names to overrides")
+    if method is not None and method in per_method:
+        section.update(per_method[method] or {})
+    known = {f.name for f in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in training: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return TrainingConfig(**section)
+
+
+def acceleration_settings(config: Mapping[str, Any], acceleration: int) -> Dict[str, Any]:
+    """Mask settings for one acceleration: ``{"center_fraction": ..., "mask_type": ...}``.
+
+    Raises:
+        ConfigError: if the acceleration is not configured.
+    """
+    accs = config.get("accelerations") or {}
+    entry = accs.get(acceleration, accs.get(str(acceleration)))
+    if entry is None:
+        raise ConfigError(
+            f"acceleration {acceleration} is not configured; configured: {', '.join(map(str, accs)) or 'none'}"
+        )
+    if "center_fraction" not in entry:
+        raise ConfigError(f"accelerations.{acceleration} needs a center_fraction")
+    return {
+        "center_fraction": float(entry["center_fraction"]),
+        "mask_type": str(entry.get("mask_type", config.get("mask_type", "random"))),
+    }
+
+
+def dataset_section(config: Mapping[str, Any], dataset: str) -> Dict[str, Any]:
+    """The ``datasets.<dataset>`` section.
+
+    Raises:
+        ConfigError: if the dataset is not configured.
+    """
+    datasets = config.get("datasets") or {}
+    if dataset not in datasets:
+        raise ConfigError(
+            f"dataset {dataset!r} is not configured; configured: {', '.join(datasets) or 'none'}"
+        )
+    return dict(datasets[dataset] or {})

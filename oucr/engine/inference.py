@@ -1,0 +1,156 @@
+"""Running a reconstruction method over whole volumes, and the reconstruction file format.
+
+Validation during training, ``oucr reconstruct`` and the benchmark share
+:func:`predict_volumes`; every method (networks, zero-filled, CS) writes its
+output with :func:`write_reconstruction`, the fastMRI submission layout of
+docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from oucr.errors import DataError
+from oucr.fft import magnitude_channels
+from oucr.io import atomic_path
+from oucr.physics import SingleCoilMRI, denormalise
+
+#: maps (image (B,2,H,W), physics) -> (B,2,H,W); a ReconModel or a plain function
+ReconFn = Callable[[torch.Tensor, SingleCoilMRI], torch.Tensor]
+
+
+def zero_filled_method(image: torch.Tensor, physics: SingleCoilMRI) -> torch.Tensor:
+    """The zero-filled reference: return the input image unchanged."""
+    return image
+
+
+def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 when ``amp == "bf16"``, else a no-op."""
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batch_to_device(batch: Mapping[str, object], device: torch.device) -> Dict[str, object]:
+    """Move the tensors of a collated sample dict to ``device``."""
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def run_batch(method: ReconFn, batch: Mapping[str, object]) -> torch.Tensor:
+    """Apply ``method`` to one collated batch; returns the normalised output ``(B, 2, H, W)``."""
+    physics = SingleCoilMRI(batch["masked_kspace"], batch["mask"])  # type: ignore[arg-type]
+    return method(batch["image"], physics)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def predict_volumes(
+    method: ReconFn,
+    dataset: torch.utils.data.Dataset,
+    device: torch.device,
+    batch_size: int = 4,
+    amp: str = "none",
+    volumes: Optional[List[str]] = None,
+) -> Iterator[tuple]:
+    """Reconstruct every slice of ``dataset`` and yield whole volumes.
+
+    Args:
+        method: the reconstruction (a ReconModel in eval mode, or a function).
+        dataset: a SliceDataset over validation or test slices (fixed masks).
+        device: where to compute.
+        batch_size: slices per forward pass.
+        amp: ``none`` or ``bf16``.
+        volumes: restrict to these volumes (all if None).
+
+    Yields:
+        ``(volume, reconstruction, target)`` with magnitudes ``(S, H, W)`` float32 at
+        the original (denormalised) scale, in the dataset's volume order.
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    wanted = set(volumes) if volumes is not None else None
+    current: Optional[str] = None
+    recon_slices: Dict[int, np.ndarray] = {}
+    target_slices: Dict[int, np.ndarray] = {}
+    for batch in loader:
+        names: List[str] = list(batch["volume"])
+        if wanted is not None and not any(n in wanted for n in names):
+            continue
+        batch = batch_to_device(batch, device)
+        with autocast_context(device, amp):
+            out = run_batch(method, batch)
+        norm = batch["norm"]
+        recon = denormalise(magnitude_channels(out.float()), norm).cpu().numpy()
+        target = denormalise(magnitude_channels(batch["target"].float()), norm).cpu().numpy()
+        for i, name in enumerate(names):
+            if wanted is not None and name not in wanted:
+                continue
+            if current is not None and name != current:
+                yield current, _stack(recon_slices), _stack(target_slices)
+                recon_slices, target_slices = {}, {}
+            current = name
+            s = int(batch["slice"][i])
+            recon_slices[s] = recon[i]
+            target_slices[s] = target[i]
+    if current is not None:
+        yield current, _stack(recon_slices), _stack(target_slices)
+
+
+def _stack(slices: Dict[int, np.ndarray]) -> np.ndarray:
+    return np.stack([slices[k] for k in sorted(slices)]).astype(np.float32)
+
+
+def write_reconstruction(
+    path: Union[str, Path],
+    reconstruction: np.ndarray,
+    method: str,
+    dataset: str,
+    acceleration: int,
+    **attrs: object,
+) -> None:
+    """Write one volume's reconstruction atomically (key ``reconstruction``, float32 magnitude).
+
+    Args:
+        path: ``<recon>/<dataset>/x<acc>/<method-slug>/<volume>.h5``.
+        reconstruction: magnitude ``(S, H, W)``.
+        method, dataset, acceleration: stored as attributes.
+        **attrs: further attributes (e.g. ``device``, ``lamda``).
+    """
+    reconstruction = np.asarray(reconstruction)
+    if reconstruction.ndim != 3 or np.iscomplexobj(reconstruction):
+        raise ValueError(f"a reconstruction must be a real (slices, H, W) array, got {reconstruction.dtype} {reconstruction.shape}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("reconstruction", data=reconstruction.astype(np.float32))
+            f.attrs["method"] = method
+            f.attrs["dataset"] = dataset
+            f.attrs["acceleration"] = int(acceleration)
+            for k, v in attrs.items():
+                f.attrs[k] = v
+
+
+def read_reconstruction(path: Union[str, Path]) -> tuple:
+    """Read ``(reconstruction (S,H,W) float32, attrs dict)``.
+
+    Raises:
+        DataError: if the file is missing, unreadable or lacks ``reconstruction``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "reconstruction file does not exist")
+    try:
+        with h5py.File(p, "r") as f:
+            if "reconstruction" not in f:
+                raise DataError(p, "no 'reconstruction' dataset in the file")
+            data = f["reconstruction"][()]
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    except OSError as err:
+        raise DataError(p, f"not a readable HDF5 file ({err})") from err
+    if data.ndim != 3:
+        raise DataError(p, f"'reconstruction' must be (slices, H, W), got shape {data.shape}")
+    return data.astype(np.float32), attrs

@@ -1,0 +1,61 @@
+# Raw data -> prepared store -> fixed validation/test masks.
+
+
+if config.get("demo_data"):
+
+    rule demo_data:
+        """Build the embedded demo datasets from the MNI152 anatomy that nilearn ships."""
+        output:
+            brain=directory(f"{R}/demo_data/demo-brain"),
+            fastmri=directory(f"{R}/demo_data/demo-fastmri"),
+        params:
+            cfg=cfg_json("demo_data", "seed"),
+        log:
+            f"{R}/logs/demo_data.log",
+        benchmark:
+            f"{R}/benchmarks/demo_data.tsv"
+        threads: 1
+        resources:
+            mem_mb=res("default")["mem_mb"],
+            runtime=res("default")["runtime"],
+        shell:
+            "oucr demo-data --config {params.cfg:q} --out {R}/demo_data > {log} 2>&1"
+
+
+rule prepare:
+    """Read one raw dataset into the prepared store (k-space at recon size, targets, splits)."""
+    input:
+        dataset_inputs,
+    output:
+        directory(f"{R}/prepared/{{dataset}}"),
+    params:
+        cfg=lambda w: cfg_json("datasets", "seed"),
+    log:
+        f"{R}/logs/prepare/{{dataset}}.log",
+    benchmark:
+        f"{R}/benchmarks/prepare/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("prepare")["mem_mb"],
+        runtime=res("prepare")["runtime"],
+    shell:
+        "oucr prepare --config {params.cfg:q} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+rule masks:
+    """Fixed validation/test masks of one dataset and acceleration, with realised acceleration."""
+    input:
+        f"{R}/prepared/{{dataset}}",
+    output:
+        h5=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
+        csv=f"{R}/masks/{{dataset}}/x{{acc}}.csv",
+    params:
+        center_fraction=lambda w: acc_cfg(w.acc)["center_fraction"],
+        mask_type=config.get("mask_type", "random"),
+    log:
+        f"{R}/logs/masks/{{dataset}}/x{{acc}}.log",
+    threads: 1
+    shell:
+        "oucr masks --store {input} --acceleration {wildcards.acc} "
+        "--center-fraction {params.center_fraction} --mask-type {params.mask_type} "
+        "--out {output.h5} > {log} 2>&1"

@@ -1,0 +1,88 @@
+# Reconstruction of the test volumes by every method, with the same fixed test masks.
+
+
+rule reconstruct_network:
+    """Reconstruct the test volumes with a trained network."""
+    wildcard_constraints:
+        run=NETWORK_RUNS_RE,
+    input:
+        model=f"{R}/models/{{dataset}}/x{{acc}}/{{run}}/model.pt",
+        store=f"{R}/prepared/{{dataset}}",
+        masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
+    output:
+        directory(f"{R}/recon/{{dataset}}/x{{acc}}/{{run}}"),
+    log:
+        f"{R}/logs/reconstruct/{{dataset}}/x{{acc}}/{{run}}.log",
+    benchmark:
+        f"{R}/benchmarks/reconstruct/{{dataset}}/x{{acc}}/{{run}}.tsv"
+    threads: res("reconstruct")["threads"]
+    resources:
+        gpu=res("reconstruct").get("gpu", 0),
+        mem_mb=res("reconstruct")["mem_mb"],
+        runtime=res("reconstruct")["runtime"],
+    shell:
+        "oucr reconstruct --model {input.model} --store {input.store} --masks {input.masks} "
+        "--dataset {wildcards.dataset} --acceleration {wildcards.acc} --out {output} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule reconstruct_zero_filled:
+    """The zero-filled reference reconstruction."""
+    input:
+        store=f"{R}/prepared/{{dataset}}",
+        masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
+    output:
+        directory(f"{R}/recon/{{dataset}}/x{{acc}}/zero-filled"),
+    log:
+        f"{R}/logs/reconstruct/{{dataset}}/x{{acc}}/zero-filled.log",
+    threads: 1
+    shell:
+        "oucr reconstruct --zero-filled --store {input.store} --masks {input.masks} "
+        "--dataset {wildcards.dataset} --acceleration {wildcards.acc} --out {output} "
+        "--device cpu --threads {threads} > {log} 2>&1"
+
+
+rule cs_tune:
+    """Choose the CS regularisation weight on validation slices."""
+    input:
+        store=f"{R}/prepared/{{dataset}}",
+        masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
+    output:
+        f"{R}/cs/{{dataset}}/x{{acc}}/lambda.json",
+    params:
+        args=cs_tune_args,
+    log:
+        f"{R}/logs/cs_tune/{{dataset}}/x{{acc}}.log",
+    benchmark:
+        f"{R}/benchmarks/cs_tune/{{dataset}}/x{{acc}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("cs")["mem_mb"],
+        runtime=res("cs")["runtime"],
+    shell:
+        "oucr cs-tune --store {input.store} --masks {input.masks} --out {output} "
+        "{params.args} > {log} 2>&1"
+
+
+rule cs_reconstruct:
+    """Reconstruct one chunk of the test volumes with CS (chunks run in parallel)."""
+    input:
+        store=f"{R}/prepared/{{dataset}}",
+        masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
+        lamda=f"{R}/cs/{{dataset}}/x{{acc}}/lambda.json",
+    output:
+        directory(f"{R}/recon/{{dataset}}/x{{acc}}/cs-parts/{{chunk}}"),
+    params:
+        chunks=cs_chunks(),
+    log:
+        f"{R}/logs/cs_reconstruct/{{dataset}}/x{{acc}}/{{chunk}}.log",
+    benchmark:
+        f"{R}/benchmarks/cs_reconstruct/{{dataset}}/x{{acc}}/{{chunk}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("cs")["mem_mb"],
+        runtime=res("cs")["runtime"],
+    shell:
+        "oucr cs-reconstruct --store {input.store} --masks {input.masks} --lambda-file {input.lamda} "
+        "--dataset {wildcards.dataset} --acceleration {wildcards.acc} "
+        "--chunk {wildcards.chunk} --chunks {params.chunks} --out {output} > {log} 2>&1"

@@ -1,0 +1,129 @@
+# Parameter counts, paired statistics, tables and figures.
+
+
+rule params:
+    """Parameter count of every method and ablation variant, next to the paper's."""
+    output:
+        report(f"{R}/tables/params.csv", caption="../report/params.rst", category="Tables"),
+    params:
+        cfg=cfg_json("methods", "ablation", "models"),
+    log:
+        f"{R}/logs/params.log",
+    shell:
+        "oucr params --config {params.cfg:q} > {output}.tmp 2> {log} && mv {output}.tmp {output}"
+
+
+rule stats:
+    """Paired tests of OUCR against every other method of Table 1 (slices and volumes)."""
+    input:
+        slices=table1_metric_files("slices"),
+        volumes=table1_metric_files("volumes"),
+    output:
+        report(f"{R}/tables/significance.csv", caption="../report/significance.rst", category="Tables"),
+    log:
+        f"{R}/logs/stats.log",
+    shell:
+        "oucr stats --slices {input.slices} --volumes {input.volumes} --out {output} > {log} 2>&1"
+
+
+rule tables:
+    """Table 1, Table 2 and the significance summary (CSV, Markdown, LaTeX)."""
+    input:
+        volumes=table1_metric_files("volumes") + ablation_metric_files("volumes"),
+        params=f"{R}/tables/params.csv",
+        significance=f"{R}/tables/significance.csv",
+    output:
+        report(f"{R}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        report(f"{R}/tables/table1.md", caption="../report/table1.rst", category="Tables"),
+        f"{R}/tables/table1.tex",
+        report(f"{R}/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
+        report(f"{R}/tables/table2.md", caption="../report/table2.rst", category="Tables"),
+        f"{R}/tables/table2.tex",
+        report(f"{R}/tables/significance.md", caption="../report/significance.rst", category="Tables"),
+    params:
+        cfg=cfg_json("demo", "methods", "datasets", "accelerations", "ablation"),
+        out_dir=f"{R}/tables",
+    log:
+        f"{R}/logs/tables.log",
+    shell:
+        "oucr tables --config {params.cfg:q} --volumes {input.volumes} --params {input.params} "
+        "--significance {input.significance} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule inspect:
+    """Feature maps and receptive fields of the trained OUCR's two branches (Fig. 1c/d)."""
+    input:
+        model=lambda w: f"{R}/models/{inspect_dataset()}/x{inspect_acc()}/oucr/model.pt",
+        store=lambda w: f"{R}/prepared/{inspect_dataset()}",
+    output:
+        features=f"{R}/inspect/features.h5",
+        receptive_field=f"{R}/inspect/receptive_field.csv",
+    log:
+        f"{R}/logs/inspect.log",
+    threads: 1
+    shell:
+        "oucr inspect --checkpoint {input.model} --store {input.store} "
+        "--out-features {output.features} --out-receptive-field {output.receptive_field} > {log} 2>&1"
+
+
+rule figure_fig3:
+    """Reference, every method and error maps on one test slice per dataset and acceleration."""
+    input:
+        recon=[d for ds in DATASETS for a in ACCELERATIONS for run in ["zero-filled"] + (["cs"] if HAS_CS else []) + table1_runs() for d in recon_dirs(ds, a, run)],
+        stores=[f"{R}/prepared/{d}" for d in DATASETS],
+    output:
+        png=report(f"{R}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
+        pdf=f"{R}/figures/fig3.pdf",
+    params:
+        cfg=cfg_json("demo", "methods", "datasets", "accelerations", "results", "cs"),
+    log:
+        f"{R}/logs/figures/fig3.log",
+    shell:
+        "oucr figures fig3 --config {params.cfg:q} --out {output.png} > {log} 2>&1"
+
+
+rule figure_fig4:
+    """K-space band analysis: box plots of low- and high-frequency PSNR/SSIM per method."""
+    input:
+        slices=table1_metric_files("slices"),
+    output:
+        png=report(f"{R}/figures/fig4.png", caption="../report/fig4.rst", category="Figures"),
+        pdf=f"{R}/figures/fig4.pdf",
+    params:
+        cfg=cfg_json("demo", "methods", "datasets", "accelerations"),
+    log:
+        f"{R}/logs/figures/fig4.log",
+    shell:
+        "oucr figures fig4 --config {params.cfg:q} --slices {input.slices} --out {output.png} > {log} 2>&1"
+
+
+rule figure_fig1:
+    """Recurrent-cell feature maps and receptive fields of the OC and UC branches."""
+    input:
+        features=f"{R}/inspect/features.h5",
+        receptive_field=f"{R}/inspect/receptive_field.csv",
+    output:
+        png=report(f"{R}/figures/fig1_features.png", caption="../report/fig1.rst", category="Figures"),
+        pdf=f"{R}/figures/fig1_features.pdf",
+    params:
+        cfg=cfg_json("demo"),
+    log:
+        f"{R}/logs/figures/fig1_features.log",
+    shell:
+        "oucr figures fig1 --config {params.cfg:q} --features {input.features} "
+        "--receptive-field {input.receptive_field} --out {output.png} > {log} 2>&1"
+
+
+rule figure_iterations:
+    """PSNR and SSIM against the number of CRNN iterations J."""
+    input:
+        volumes=sweep_metric_files("volumes"),
+    output:
+        png=report(f"{R}/figures/iterations.png", caption="../report/iterations.rst", category="Figures"),
+        pdf=f"{R}/figures/iterations.pdf",
+    params:
+        cfg=cfg_json("demo", "iterations_sweep", "models"),
+    log:
+        f"{R}/logs/figures/iterations.log",
+    shell:
+        "oucr figures iterations --config {params.cfg:q} --volumes {input.volumes} --out {output.png} > {log} 2>&1"
