@@ -70,7 +70,14 @@ def set_by_path(config: Dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-3" as a string; a user writing a number means a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    node[parts[-1]] = value
 
 
 def with_overrides(config: Mapping[str, Any], assignments: Sequence[str]) -> Dict[str, Any]:

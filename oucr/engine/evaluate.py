@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -29,7 +29,7 @@ import pandas as pd
 from oucr import metrics
 from oucr.analysis import BANDS, kspace_band
 from oucr.errors import DataError
-from oucr.engine.inference import read_reconstruction
+from oucr.engine.inference import locate_reconstruction, read_reconstruction
 from oucr.engine.runtime import git_commit, package_versions
 from oucr.io import atomic_path
 
@@ -53,7 +53,7 @@ def realised_accelerations(masks_file: Path) -> dict:
 
 
 def evaluate_folder(
-    recon_dir: Path,
+    recon_dirs: Sequence[Path],
     store_dir: Path,
     method: str,
     dataset: str,
@@ -62,7 +62,7 @@ def evaluate_folder(
     split: str = "test",
     band_fraction: float = 0.25,
 ) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every volume of ``split`` against its reconstruction in ``recon_dir``.
+    """Score every volume of ``split`` against its reconstruction in ``recon_dirs``.
 
     Returns:
         ``(per_volume, per_slice)`` DataFrames (columns in the module docstring).
@@ -80,7 +80,7 @@ def evaluate_folder(
     provenance = {"git_commit": git_commit(), "versions": package_versions()}
     vol_rows, slice_rows = [], []
     for volume in volumes:
-        recon_path = Path(recon_dir) / f"{volume}.h5"
+        recon_path = locate_reconstruction(recon_dirs, volume)
         recon, attrs = read_reconstruction(recon_path)
         target = np.abs(store.load(volume)["target"]).astype(np.float32)
         if recon.shape != target.shape:
@@ -127,7 +127,8 @@ def evaluate_folder(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``oucr evaluate``."""
-    parser.add_argument("--recon", type=Path, required=True, help="folder of <volume>.h5 reconstructions")
+    parser.add_argument("--recon", type=Path, nargs="+", required=True,
+                        help="folder(s) of <volume>.h5 reconstructions (CS writes several chunk folders)")
     parser.add_argument("--store", type=Path, required=True, help="prepared store with the targets")
     parser.add_argument("--masks", type=Path, help="fixed masks file (for the realised acceleration)")
     parser.add_argument("--method", required=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import h5py
 import numpy as np
@@ -132,6 +132,22 @@ def write_reconstruction(
             f.attrs["acceleration"] = int(acceleration)
             for k, v in attrs.items():
                 f.attrs[k] = v
+
+
+def locate_reconstruction(folders: Sequence[Union[str, Path]], volume: str) -> Path:
+    """The file ``<volume>.h5`` in the first of ``folders`` that has it.
+
+    CS writes its volumes into several chunk folders; networks into one.
+
+    Raises:
+        DataError: if no folder holds the volume.
+    """
+    for folder in folders:
+        candidate = Path(folder) / f"{volume}.h5"
+        if candidate.is_file():
+            return candidate
+    raise DataError(Path(folders[0]) / f"{volume}.h5" if folders else volume,
+                    f"reconstruction of volume {volume} not found in {', '.join(map(str, folders))}")
 
 
 def read_reconstruction(path: Union[str, Path]) -> tuple:
