@@ -12,6 +12,18 @@ PathLike = Union[str, os.PathLike]
 
 
 @contextlib.contextmanager
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def apply_default_permissions(path: PathLike, directory: bool = False) -> None:
+    """Give ``path`` the permissions a plain ``open``/``mkdir`` would have (temp files are 0600)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+@contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
@@ -31,6 +43,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        apply_default_permissions(tmp)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -61,6 +61,17 @@ def data_consistency(image: ArrayLike, measured_kspace: ArrayLike, mask: ArrayLi
     return ifft2c(k)
 
 
+def mean_magnitude(image: ArrayLike) -> Union[float, torch.Tensor]:
+    """Mean magnitude over the last two axes, never below a tiny positive value.
+
+    Applied to a zero-filled image this is the normalisation factor of
+    :func:`normalisation_factor`.
+    """
+    if isinstance(image, torch.Tensor):
+        return image.abs().mean(dim=(-2, -1)).clamp_min(_EPS)
+    return max(float(np.abs(image).mean()), _EPS)
+
+
 def normalisation_factor(masked_kspace: ArrayLike) -> Union[float, torch.Tensor]:
     """Mean magnitude of the zero-filled image, the OUCR lineage's scale.
 
@@ -71,10 +82,7 @@ def normalisation_factor(masked_kspace: ArrayLike) -> Union[float, torch.Tensor]
     Returns:
         the factor, never below a tiny positive value so that dividing is safe.
     """
-    zf = zero_filled(masked_kspace)
-    if isinstance(zf, torch.Tensor):
-        return zf.abs().mean(dim=(-2, -1)).clamp_min(_EPS)
-    return max(float(np.abs(zf).mean()), _EPS)
+    return mean_magnitude(zero_filled(masked_kspace))
 
 
 def denormalise(x: ArrayLike, norm: Union[float, ArrayLike]) -> ArrayLike:

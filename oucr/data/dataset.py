@@ -1,0 +1,153 @@
+"""PyTorch dataset of undersampled slices over a prepared store.
+
+Each item is a dict (docs/ARCHITECTURE.md): the masked k-space, the column mask,
+the zero-filled image and the target, all divided by the slice's normalisation
+factor (mean magnitude of the zero-filled image, the OUCR lineage's scaling),
+plus the factor, the volume's maximum, and the volume/slice identifiers.
+
+Masks: validation and test slices use one fixed mask per volume, read from the
+masks file of ``oucr masks`` or, equivalently, drawn with fastMRI's per-volume
+seed; training slices draw a fresh mask per example with the seed
+``(seed, epoch, index)``, so a given epoch sees the same masks in every run,
+interrupted or not (call :meth:`SliceDataset.set_epoch`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from oucr.data.store import PreparedStore
+from oucr.errors import DataError
+from oucr.masks import MaskFunc, column_mask, volume_seed
+from oucr.fft import complex_to_channels, ifft2c
+from oucr.physics import mean_magnitude
+
+
+class SliceDataset(Dataset):
+    """Undersampled slices of one split of a prepared store.
+
+    Args:
+        store: a :class:`PreparedStore` or its folder.
+        split: ``train``, ``val`` or ``test``.
+        mask_func: draws training masks, and val/test masks when no file is given.
+        masks_file: fixed masks of ``oucr masks`` (used for val/test).
+        seed: base seed of the training masks.
+        fixed: use fixed per-volume masks; default True except for ``train``.
+        open_files: how many volume files to keep open (an LRU), so that a large
+            store is never loaded whole.
+    """
+
+    def __init__(
+        self,
+        store: Union[PreparedStore, str, Path],
+        split: str,
+        mask_func: Optional[MaskFunc],
+        masks_file: Optional[Union[str, Path]] = None,
+        seed: int = 0,
+        fixed: Optional[bool] = None,
+        open_files: int = 16,
+    ) -> None:
+        self.store = store if isinstance(store, PreparedStore) else PreparedStore(store)
+        self.split = split
+        self.mask_func = mask_func
+        self.seed = int(seed)
+        self.fixed = (split != "train") if fixed is None else fixed
+        self.epoch = 0
+        self.slice_index: List[Tuple[str, int]] = self.store.slices(split)
+        self._files: "OrderedDict[str, h5py.File]" = OrderedDict()
+        self._open_files = open_files
+        self._fixed_masks: Dict[str, np.ndarray] = {}
+        if self.fixed:
+            if masks_file is not None:
+                from oucr.data.fixed_masks import read_fixed_masks
+
+                self._fixed_masks = read_fixed_masks(masks_file)
+                missing = sorted({v for v, _ in self.slice_index} - set(self._fixed_masks))
+                if missing:
+                    raise DataError(masks_file, f"no fixed mask for volume(s) {', '.join(missing[:5])}"
+                                    + (" ..." if len(missing) > 5 else ""))
+            elif mask_func is None:
+                raise ValueError("fixed masks need a masks_file or a mask_func")
+        elif mask_func is None:
+            raise ValueError("training masks need a mask_func")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the training masks of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.slice_index)
+
+    def _file(self, volume: str) -> h5py.File:
+        f = self._files.pop(volume, None)
+        if f is None:
+            path = self.store.path(volume)
+            try:
+                f = h5py.File(path, "r")
+            except OSError as err:
+                raise DataError(path, f"unreadable prepared volume ({err})") from err
+            if len(self._files) >= self._open_files:
+                _, old = self._files.popitem(last=False)
+                old.close()
+        self._files[volume] = f
+        return f
+
+    def mask_for(self, volume: str, index: int, width: int) -> np.ndarray:
+        """The ``(W,)`` uint8 mask of one item."""
+        if self.fixed:
+            if volume in self._fixed_masks:
+                mask = self._fixed_masks[volume]
+            else:
+                mask, _ = column_mask(self.mask_func, width, seed=volume_seed(volume))
+                self._fixed_masks[volume] = mask
+        else:
+            mask, _ = column_mask(self.mask_func, width, seed=(self.seed, self.epoch, index))
+        if mask.shape != (width,):
+            raise DataError(volume, f"mask has {mask.shape[0]} columns but the k-space has {width}")
+        return mask
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        volume, s = self.slice_index[index]
+        f = self._file(volume)
+        kspace = torch.from_numpy(f["kspace"][s].astype(np.complex64))
+        target = torch.from_numpy(f["target"][s].astype(np.complex64))
+        vmax = float(f.attrs["max"])
+        mask = torch.from_numpy(self.mask_for(volume, index, kspace.shape[-1]).astype(np.float32)).reshape(1, -1)
+        masked = kspace * mask
+        zero_filled = ifft2c(masked)
+        norm = float(mean_magnitude(zero_filled))
+        return {
+            "masked_kspace": masked / norm,
+            "mask": mask,
+            "image": complex_to_channels((zero_filled / norm).unsqueeze(0))[0],
+            "target": complex_to_channels((target / norm).unsqueeze(0))[0],
+            "norm": torch.tensor(norm, dtype=torch.float32),
+            "max": torch.tensor(vmax, dtype=torch.float32),
+            "volume": volume,
+            "slice": s,
+        }
+
+    def close(self) -> None:
+        """Close the open volume files."""
+        while self._files:
+            _, f = self._files.popitem()
+            f.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getstate__(self) -> dict:
+        # open HDF5 handles cannot cross process boundaries (DataLoader workers)
+        state = self.__dict__.copy()
+        state["_files"] = OrderedDict()
+        return state

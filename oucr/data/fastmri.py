@@ -1,0 +1,174 @@
+"""Reader of fastMRI single-coil HDF5 files.
+
+A fastMRI single-coil file holds ``kspace`` (complex, ``(slices, H, W)`` with the
+readout ``H`` oversampled two-fold, e.g. 640 x 368 for a 320 x 320 knee image),
+``reconstruction_esc`` (float32, ``(slices, 320, 320)``), the attributes
+``acquisition``, ``max``, ``norm``, ``patient_id`` and an ``ismrmrd_header`` XML
+document whose ``reconSpace/matrixSize`` gives the reconstruction size.
+
+Following the OUCR lineage, each slice's complex image is the centred inverse
+FFT of its k-space, centre-cropped to the reconstruction size; this cropped
+complex image is the target and its FFT the fully sampled k-space that the
+masks undersample.
+
+Slices without tissue: fastMRI knee volumes have a few noise-only slices at both
+ends (the paper kept "approximately 35" per volume). With ``tissue_slices=True``
+a slice is kept when its target energy is at least :data:`TISSUE_ENERGY_FRACTION`
+of the volume's most energetic slice; an integer keeps that many central slices.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import h5py
+import numpy as np
+
+from oucr.data.store import PreparedVolume
+from oucr.errors import DataError
+from oucr.fft import center_crop, ifft2c
+
+log = logging.getLogger(__name__)
+
+TISSUE_ENERGY_FRACTION = 0.1
+_NS = {"m": "http://www.ismrm.org/ISMRMRD"}
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(path, f"not a readable HDF5 file (truncated or corrupt?): {err}") from err
+
+
+def _header_value(root: ET.Element, path: Sequence[str]) -> int:
+    node = root
+    for tag in path:
+        found = node.find(f"m:{tag}", _NS)
+        if found is None:
+            found = node.find(tag)  # headers written without the namespace
+        if found is None:
+            raise KeyError("/".join(path))
+        node = found
+    return int(float(node.text or ""))
+
+
+def parse_header(path: Path, xml: Union[bytes, str]) -> Dict[str, Tuple[int, int]]:
+    """Encoded and reconstruction matrix sizes ``(x, y)`` from an ``ismrmrd_header``.
+
+    Raises:
+        DataError: if the XML is malformed or lacks the sizes.
+    """
+    try:
+        root = ET.fromstring(xml)
+        out = {}
+        for name, space in (("encoded", "encodedSpace"), ("recon", "reconSpace")):
+            out[name] = (
+                _header_value(root, ["encoding", space, "matrixSize", "x"]),
+                _header_value(root, ["encoding", space, "matrixSize", "y"]),
+            )
+        return out
+    except (ET.ParseError, KeyError, ValueError) as err:
+        raise DataError(path, f"ismrmrd_header is malformed or lacks matrix sizes ({err})") from err
+
+
+def scan_fastmri(path: Union[str, Path]) -> Dict[str, str]:
+    """Cheap metadata of a file: ``{"volume", "subject", "acquisition"}``.
+
+    Raises:
+        DataError: unreadable file or missing ``kspace``.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        if "kspace" not in f:
+            raise DataError(path, "missing key 'kspace' (not a fastMRI single-coil file?)")
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return {
+        "volume": path.stem,
+        "subject": str(attrs.get("patient_id") or path.stem),
+        "acquisition": str(attrs.get("acquisition", "")),
+    }
+
+
+def read_fastmri(
+    path: Union[str, Path],
+    size: Optional[Sequence[int]] = None,
+    tissue_slices: Union[bool, int] = True,
+) -> PreparedVolume:
+    """Read one fastMRI single-coil file into a prepared volume (split unassigned).
+
+    Args:
+        path: the ``.h5`` file.
+        size: reconstruction size ``(H, W)``; default the header's reconSpace matrix.
+        tissue_slices: True to drop slices without tissue, an int to keep that many
+            central slices, False to keep all.
+
+    Raises:
+        DataError: unreadable file, missing keys, wrong dimensions, non-finite
+            k-space, or a reconstruction size larger than the data.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        if "kspace" not in f:
+            raise DataError(path, "missing key 'kspace' (not a fastMRI single-coil file?)")
+        ds = f["kspace"]
+        if ds.ndim != 3:
+            raise DataError(
+                path,
+                f"'kspace' must be (slices, H, W) single-coil data, got {ds.ndim} dimensions {ds.shape}"
+                + (" (multi-coil data is not supported)" if ds.ndim == 4 else ""),
+            )
+        if not np.issubdtype(ds.dtype, np.complexfloating):
+            raise DataError(path, f"'kspace' must be complex, got {ds.dtype}")
+        try:
+            kspace = ds[()]
+        except OSError as err:
+            raise DataError(path, f"'kspace' cannot be read (truncated file?): {err}") from err
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        header = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+    if kspace.shape[0] == 0:
+        raise DataError(path, "'kspace' has no slices")
+    if not np.isfinite(kspace).all():
+        raise DataError(path, "'kspace' contains NaN or Inf values")
+    if size is None:
+        if header is None:
+            raise DataError(path, "missing key 'ismrmrd_header' and no size configured for the crop")
+        rx, ry = parse_header(path, header)["recon"]
+        size = (rx, ry)
+    h, w = int(size[0]), int(size[1])
+    if h > kspace.shape[-2] or w > kspace.shape[-1]:
+        raise DataError(
+            path, f"reconstruction size {h} x {w} is larger than the k-space {kspace.shape[-2]} x {kspace.shape[-1]}"
+        )
+    image = center_crop(ifft2c(kspace.astype(np.complex64)), (h, w))
+    keep = select_tissue_slices(image, tissue_slices)
+    meta = scan_fastmri(path)
+    return PreparedVolume(
+        volume=meta["volume"],
+        subject=meta["subject"],
+        target=image[keep],
+        source=str(path),
+        format="fastmri",
+        slices=keep,
+        acquisition=meta["acquisition"],
+    )
+
+
+def select_tissue_slices(image: np.ndarray, tissue_slices: Union[bool, int]) -> np.ndarray:
+    """Indices of the slices to keep (see the module docstring)."""
+    n = image.shape[0]
+    if tissue_slices is False:
+        return np.arange(n)
+    if tissue_slices is True:
+        energy = (np.abs(image) ** 2).sum(axis=(1, 2))
+        return np.flatnonzero(energy >= TISSUE_ENERGY_FRACTION * energy.max())
+    count = int(tissue_slices)
+    if count < 1:
+        raise ValueError(f"tissue_slices must be a positive count or a boolean, got {tissue_slices}")
+    if count >= n:
+        return np.arange(n)
+    start = (n - count) // 2
+    return np.arange(start, start + count)

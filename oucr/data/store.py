@@ -1,0 +1,259 @@
+"""The prepared store: one HDF5 file per volume plus a manifest with the splits.
+
+Layout (docs/ARCHITECTURE.md)::
+
+    <store>/manifest.csv
+    <store>/volumes/<volume>.h5     kspace, target (complex64, (S, H, W)) + attributes
+
+Every reader (fastMRI single-coil, magnitude volumes) produces :class:`PreparedVolume`
+objects; :func:`write_store` writes them atomically and the manifest last, so a
+store with a manifest is complete. :class:`PreparedStore` reads it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from oucr.errors import ConfigError, DataError
+from oucr.fft import fft2c
+from oucr.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["volume", "file", "subject", "split", "n_slices", "height", "width", "source", "format"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PreparedVolume:
+    """One volume ready for the store.
+
+    Args:
+        volume: identifier (the raw file's stem).
+        subject: subject identifier (splits are disjoint in subjects).
+        target: complex reference images ``(S, H, W)``.
+        source: path of the raw file.
+        format: ``fastmri`` or ``magnitude``.
+        slices: index of each kept slice in the source volume.
+        acquisition: fastMRI acquisition (``""`` if none).
+        split: ``train``, ``val`` or ``test`` (may be assigned later).
+    """
+
+    volume: str
+    subject: str
+    target: np.ndarray
+    source: str
+    format: str
+    slices: np.ndarray
+    acquisition: str = ""
+    split: str = ""
+    extra_attrs: Dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.target.ndim != 3 or self.target.shape[0] == 0:
+            raise DataError(self.source, f"expected a non-empty (slices, H, W) volume, got shape {self.target.shape}")
+        if not np.isfinite(self.target).all():
+            raise DataError(self.source, "the image contains NaN or Inf values")
+        self.target = self.target.astype(np.complex64)
+        self.slices = np.asarray(self.slices, dtype=np.int64)
+
+
+def write_volume(path: Path, vol: PreparedVolume) -> None:
+    """Write one prepared volume atomically (k-space derived from the target)."""
+    kspace = fft2c(vol.target).astype(np.complex64)
+    magnitude = np.abs(vol.target)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("kspace", data=kspace)
+            f.create_dataset("target", data=vol.target)
+            f.attrs["volume"] = vol.volume
+            f.attrs["subject"] = vol.subject
+            f.attrs["source"] = vol.source
+            f.attrs["format"] = vol.format
+            f.attrs["acquisition"] = vol.acquisition
+            f.attrs["max"] = float(magnitude.max())
+            f.attrs["norm"] = float(np.linalg.norm(magnitude))
+            f.attrs["slices"] = vol.slices
+            for k, v in vol.extra_attrs.items():
+                f.attrs[k] = v
+
+
+def write_store(out_dir: Union[str, Path], volumes: Iterable[PreparedVolume]) -> pd.DataFrame:
+    """Write volumes and then the manifest into ``out_dir``.
+
+    Volumes whose ``split`` is empty are rejected: assign splits first
+    (:func:`assign_splits`). Identifiers must be unique.
+
+    Returns:
+        the manifest.
+    """
+    out = Path(out_dir)
+    (out / "volumes").mkdir(parents=True, exist_ok=True)
+    rows = []
+    seen = set()
+    for vol in volumes:
+        if vol.split not in SPLITS:
+            raise ValueError(f"volume {vol.volume} has no split assigned")
+        if vol.volume in seen:
+            raise DataError(vol.source, f"duplicate volume identifier {vol.volume!r}")
+        seen.add(vol.volume)
+        rel = f"volumes/{vol.volume}.h5"
+        write_volume(out / rel, vol)
+        s, h, w = vol.target.shape
+        rows.append({"volume": vol.volume, "file": rel, "subject": vol.subject, "split": vol.split,
+                     "n_slices": s, "height": h, "width": w, "source": vol.source, "format": vol.format})
+        log.info("wrote %s (%s, %d slices of %d x %d, %s)", rel, vol.split, s, h, w, vol.subject)
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("volume").reset_index(drop=True)
+    with atomic_path(out / "manifest.csv") as tmp:
+        manifest.to_csv(tmp, index=False)
+    return manifest
+
+
+def split_subjects(
+    subjects: Sequence[str], fractions_or_counts: Mapping[str, float], seed: int
+) -> Dict[str, str]:
+    """Deterministic subject-disjoint assignment to train/val/test.
+
+    Args:
+        subjects: subject identifiers (duplicates ignored; order irrelevant).
+        fractions_or_counts: ``{"train": .., "val": .., "test": ..}``; all integers
+            mean counts (their sum must not exceed the subjects), otherwise fractions
+            (normalised to sum 1, rounded to whole subjects).
+        seed: shuffling seed.
+
+    Returns:
+        ``{subject: split}``.
+
+    Raises:
+        ConfigError: on invalid shares or too few subjects.
+    """
+    unique = sorted(set(subjects))
+    n = len(unique)
+    keys = [k for k in SPLITS if k in fractions_or_counts]
+    unknown = set(fractions_or_counts) - set(SPLITS)
+    if unknown:
+        raise ConfigError(f"split: unknown key(s) {sorted(unknown)}; use train, val, test")
+    values = {k: fractions_or_counts[k] for k in keys}
+    if any((not isinstance(v, (int, float))) or isinstance(v, bool) or v < 0 for v in values.values()):
+        raise ConfigError(f"split values must be non-negative numbers, got {values}")
+    if all(isinstance(v, int) for v in values.values()):
+        counts = dict(values)
+        if sum(counts.values()) > n:
+            raise ConfigError(f"split asks for {sum(counts.values())} subjects but only {n} are available")
+    else:
+        total = float(sum(values.values()))
+        if total <= 0:
+            raise ConfigError("split fractions must sum to a positive number")
+        exact = {k: v / total * n for k, v in values.items()}
+        counts = {k: int(np.floor(x)) for k, x in exact.items()}
+        # the rounding remainder goes to the largest fractional parts
+        for k in sorted(keys, key=lambda k: counts[k] - exact[k])[: n - sum(counts.values())]:
+            counts[k] += 1
+    for k in keys:
+        if values[k] > 0 and counts[k] == 0:
+            raise ConfigError(f"too few subjects ({n}) to give the {k} split at least one")
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(n))
+    assignment: Dict[str, str] = {}
+    start = 0
+    for k in keys:
+        for i in order[start : start + counts[k]]:
+            assignment[unique[i]] = k
+        start += counts[k]
+    return assignment
+
+
+def assign_splits(volumes: List[PreparedVolume], assignment: Mapping[str, str]) -> List[PreparedVolume]:
+    """Set each volume's split from its subject; volumes of unassigned subjects are dropped."""
+    kept = []
+    for v in volumes:
+        split = assignment.get(v.subject)
+        if split:
+            v.split = split
+            kept.append(v)
+    return kept
+
+
+class PreparedStore:
+    """Read access to a prepared store.
+
+    Args:
+        root: the store folder (holding ``manifest.csv``).
+
+    Raises:
+        DataError: if the manifest is missing or malformed.
+    """
+
+    def __init__(self, root: Union[str, Path]) -> None:
+        self.root = Path(root)
+        path = self.root / "manifest.csv"
+        if not path.is_file():
+            raise DataError(self.root, "not a prepared store (manifest.csv missing); run `oucr prepare` first")
+        try:
+            manifest = pd.read_csv(path, dtype={"volume": str, "subject": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise DataError(path, f"unreadable manifest ({err})") from err
+        missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+        if missing:
+            raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
+        bad = set(manifest["split"]) - set(SPLITS)
+        if bad:
+            raise DataError(path, f"unknown split name(s) {sorted(bad)}")
+        self.manifest = manifest.sort_values("volume").reset_index(drop=True)
+        self._by_volume = {r.volume: r for r in self.manifest.itertuples(index=False)}
+
+    def volumes(self, split: Optional[str] = None) -> List[str]:
+        """Volume identifiers (sorted), optionally of one split."""
+        m = self.manifest if split is None else self.manifest[self.manifest["split"] == split]
+        return list(m["volume"])
+
+    def slices(self, split: Optional[str] = None) -> List[Tuple[str, int]]:
+        """Every ``(volume, slice)`` pair, sorted by volume then slice."""
+        m = self.manifest if split is None else self.manifest[self.manifest["split"] == split]
+        return [(r.volume, s) for r in m.itertuples(index=False) for s in range(int(r.n_slices))]
+
+    def path(self, volume: str) -> Path:
+        """Path of a volume's HDF5 file."""
+        if volume not in self._by_volume:
+            raise DataError(self.root, f"volume {volume!r} is not in the store")
+        return self.root / self._by_volume[volume].file
+
+    def width(self, volume: str) -> int:
+        """Number of k-space columns of a volume."""
+        return int(self._by_volume[volume].width)
+
+    def load(self, volume: str) -> Dict[str, object]:
+        """Read a whole volume: ``{"kspace", "target", "attrs"}``."""
+        path = self.path(volume)
+        try:
+            with h5py.File(path, "r") as f:
+                return {"kspace": f["kspace"][()], "target": f["target"][()], "attrs": _attrs(f)}
+        except (OSError, KeyError) as err:
+            raise DataError(path, f"unreadable prepared volume ({err})") from err
+
+    def load_slice(self, volume: str, index: int) -> Dict[str, object]:
+        """Read one slice: ``{"kspace" (H, W), "target" (H, W), "max"}``."""
+        path = self.path(volume)
+        try:
+            with h5py.File(path, "r") as f:
+                return {"kspace": f["kspace"][index], "target": f["target"][index], "max": float(f.attrs["max"])}
+        except (OSError, KeyError) as err:
+            raise DataError(path, f"unreadable prepared volume ({err})") from err
+
+
+def _attrs(f: h5py.File) -> Dict[str, object]:
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def clear_partial_store(out_dir: Path, created: bool) -> None:
+    """Remove a store folder that this process created and could not finish."""
+    if created and out_dir.exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
