@@ -11,7 +11,6 @@ from typing import Iterator, Union
 PathLike = Union[str, os.PathLike]
 
 
-@contextlib.contextmanager
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
