@@ -10,7 +10,7 @@ rule params:
     log:
         f"{R}/logs/params.log",
     shell:
-        "oucr params --config {params.cfg:q} > {output}.tmp 2> {log} && mv {output}.tmp {output}"
+        "oucr params --config {params.cfg:q} --out {output} > {log} 2>&1"
 
 
 rule stats:
