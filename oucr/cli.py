@@ -5,6 +5,9 @@ Each subcommand lives in its own module, which provides::
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int: ...
 
+A module serving two subcommands names them ``add_<x>_arguments`` / ``run_<x>``
+and declares ``<x>`` in :data:`SUBCOMMANDS`.
+
 Only the module of the chosen subcommand is imported, so ``oucr --help`` stays
 fast (importing torch takes seconds). Errors derived from
 :class:`oucr.errors.OUCRError` are printed as one line on standard error and give
@@ -22,8 +25,8 @@ from typing import Dict, List, Optional, Tuple
 from oucr import __version__
 from oucr.errors import OUCRError
 
-# name -> (module, one-line help)
-SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+# name -> (module, one-line help[, entry-point infix for modules serving two subcommands])
+SUBCOMMANDS: Dict[str, Tuple[str, ...]] = {
     "demo-data": ("oucr.data.demo", "build the embedded demo datasets from bundled real anatomy"),
     "prepare": ("oucr.data.prepare", "read raw fastMRI or NIfTI/HDF5 volumes into a prepared store"),
     "masks": ("oucr.data.fixed_masks", "write the fixed validation/test masks of a prepared store"),
@@ -31,8 +34,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "inspect": ("oucr.models.inspect", "feature maps and receptive fields of the OUCR branches"),
     "train": ("oucr.engine.train", "train one method on one dataset at one acceleration"),
     "reconstruct": ("oucr.engine.reconstruct", "reconstruct the test volumes with a trained method"),
-    "cs-tune": ("baselines.cs_pipeline", "choose the CS regularisation weight on validation slices"),
-    "cs-reconstruct": ("baselines.cs_pipeline", "reconstruct test volumes with compressed sensing"),
+    "cs-tune": ("baselines.cs_pipeline", "choose the CS regularisation weight on validation slices", "cs_tune"),
+    "cs-reconstruct": ("baselines.cs_pipeline", "reconstruct test volumes with compressed sensing", "cs_reconstruct"),
     "evaluate": ("oucr.engine.evaluate", "PSNR, SSIM and NMSE of reconstructions against the targets"),
     "bench": ("oucr.engine.bench", "throughput, latency, memory and FLOP rate of every method"),
     "stats": ("oucr.stats", "paired significance tests of OUCR against every other method"),
@@ -50,13 +53,16 @@ def build_parser(chosen: Optional[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, help_text, *infix) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = importlib.import_module(module_name)
-            add = getattr(module, f"add_{name.replace('-', '_')}_arguments", None) or module.add_arguments
-            add(p)
-            p.set_defaults(_run=getattr(module, f"run_{name.replace('-', '_')}", None) or module.run)
+            if infix:
+                getattr(module, f"add_{infix[0]}_arguments")(p)
+                p.set_defaults(_run=getattr(module, f"run_{infix[0]}"))
+            else:
+                module.add_arguments(p)
+                p.set_defaults(_run=module.run)
     return parser
 
 

@@ -13,7 +13,6 @@ store with a manifest is complete. :class:`PreparedStore` reads it back.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["volume", "file", "subject", "split", "n_slices", "height", "width", "source", "format"]
 SPLITS = ("train", "val", "test")
+Share = Union[int, float]
 
 
 @dataclass
@@ -110,7 +110,10 @@ def write_store(out_dir: Union[str, Path], volumes: Iterable[PreparedVolume]) ->
         s, h, w = vol.target.shape
         rows.append({"volume": vol.volume, "file": rel, "subject": vol.subject, "split": vol.split,
                      "n_slices": s, "height": h, "width": w, "source": vol.source, "format": vol.format})
-        log.info("wrote %s (%s, %d slices of %d x %d, %s)", rel, vol.split, s, h, w, vol.subject)
+        log.info("wrote %s (%s, subject %s, %d slices of %d x %d) from %s", rel, vol.split, vol.subject, s, h, w,
+                 vol.source)
+    if not rows:
+        raise DataError(out, "no volume to write (every input was skipped)")
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("volume").reset_index(drop=True)
     with atomic_path(out / "manifest.csv") as tmp:
         manifest.to_csv(tmp, index=False)
@@ -118,53 +121,59 @@ def write_store(out_dir: Union[str, Path], volumes: Iterable[PreparedVolume]) ->
 
 
 def split_subjects(
-    subjects: Sequence[str], fractions_or_counts: Mapping[str, float], seed: int
+    subjects: Sequence[str],
+    train: Share = 0,
+    val: Share = 0,
+    test: Share = 0,
+    seed: int = 0,
 ) -> Dict[str, str]:
-    """Deterministic subject-disjoint assignment to train/val/test.
+    """Deterministic, subject-disjoint assignment to train/val/test.
+
+    The shares are either all integers (subject counts; subjects beyond their sum
+    are left out) or fractions (any float among them; they must sum to at most 1,
+    and ``round(sum * n)`` subjects are shared out by largest remainder). The
+    assignment depends only on the set of subjects and ``seed``, not on their order.
 
     Args:
-        subjects: subject identifiers (duplicates ignored; order irrelevant).
-        fractions_or_counts: ``{"train": .., "val": .., "test": ..}``; all integers
-            mean counts (their sum must not exceed the subjects), otherwise fractions
-            (normalised to sum 1, rounded to whole subjects).
+        subjects: subject identifiers (duplicates ignored).
+        train, val, test: share of each split (count or fraction).
         seed: shuffling seed.
 
     Returns:
-        ``{subject: split}``.
+        ``{subject: split}`` for every assigned subject.
 
     Raises:
-        ConfigError: on invalid shares or too few subjects.
+        ConfigError: for negative or non-numeric shares, fractions summing above 1,
+            counts above the number of subjects, or a positive share that would get
+            no subject.
     """
     unique = sorted(set(subjects))
     n = len(unique)
-    keys = [k for k in SPLITS if k in fractions_or_counts]
-    unknown = set(fractions_or_counts) - set(SPLITS)
-    if unknown:
-        raise ConfigError(f"split: unknown key(s) {sorted(unknown)}; use train, val, test")
-    values = {k: fractions_or_counts[k] for k in keys}
-    if any((not isinstance(v, (int, float))) or isinstance(v, bool) or v < 0 for v in values.values()):
-        raise ConfigError(f"split values must be non-negative numbers, got {values}")
-    if all(isinstance(v, int) for v in values.values()):
-        counts = dict(values)
+    shares = {"train": train, "val": val, "test": test}
+    for k, v in shares.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+            raise ConfigError(f"split.{k} must be a non-negative count or fraction, got {v!r}")
+    if all(isinstance(v, (int, np.integer)) for v in shares.values()):
+        counts = {k: int(v) for k, v in shares.items()}
         if sum(counts.values()) > n:
-            raise ConfigError(f"split asks for {sum(counts.values())} subjects but only {n} are available")
+            raise ConfigError(f"split asks for {sum(counts.values())} subjects ({counts}) but only {n} are available")
     else:
-        total = float(sum(values.values()))
-        if total <= 0:
-            raise ConfigError("split fractions must sum to a positive number")
-        exact = {k: v / total * n for k, v in values.items()}
+        total = float(sum(shares.values()))
+        if total > 1 + 1e-9:
+            raise ConfigError(f"split fractions sum to {total:g} > 1 ({shares}); give fractions or integer counts")
+        wanted = min(int(np.floor(total * n + 0.5)), n)
+        exact = {k: float(v) * n for k, v in shares.items()}
         counts = {k: int(np.floor(x)) for k, x in exact.items()}
-        # the rounding remainder goes to the largest fractional parts
-        for k in sorted(keys, key=lambda k: counts[k] - exact[k])[: n - sum(counts.values())]:
+        # the rounding remainder goes to the largest fractional parts (ties: train, val, test)
+        for k in sorted(SPLITS, key=lambda k: counts[k] - exact[k])[: max(wanted - sum(counts.values()), 0)]:
             counts[k] += 1
-    for k in keys:
-        if values[k] > 0 and counts[k] == 0:
-            raise ConfigError(f"too few subjects ({n}) to give the {k} split at least one")
-    rng = np.random.default_rng(seed)
-    order = list(rng.permutation(n))
+    for k in SPLITS:
+        if shares[k] > 0 and counts[k] == 0:
+            raise ConfigError(f"too few subjects ({n}) to give the {k} split (share {shares[k]!r}) at least one")
+    order = np.random.default_rng(seed).permutation(n)
     assignment: Dict[str, str] = {}
     start = 0
-    for k in keys:
+    for k in SPLITS:
         for i in order[start : start + counts[k]]:
             assignment[unique[i]] = k
         start += counts[k]
@@ -251,9 +260,3 @@ class PreparedStore:
 
 def _attrs(f: h5py.File) -> Dict[str, object]:
     return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-
-
-def clear_partial_store(out_dir: Path, created: bool) -> None:
-    """Remove a store folder that this process created and could not finish."""
-    if created and out_dir.exists():
-        shutil.rmtree(out_dir, ignore_errors=True)
