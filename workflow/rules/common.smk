@@ -9,6 +9,7 @@ import os
 import re
 
 R = config.get("results", "results")
+CONDA_ENV = "../envs/oucr.yaml"
 DATASETS = list(config["datasets"])
 ACCELERATIONS = sorted(int(a) for a in config["accelerations"])
 NETWORKS = [m for m in config["methods"] if m != "CS"]

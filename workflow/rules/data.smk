@@ -5,11 +5,14 @@ if config.get("demo_data"):
 
     rule demo_data:
         """Build the embedded demo datasets from the MNI152 anatomy that nilearn ships."""
+        conda:
+            CONDA_ENV
         output:
             brain=directory(f"{R}/demo_data/demo-brain"),
             fastmri=directory(f"{R}/demo_data/demo-fastmri"),
         params:
             cfg=cfg_json("demo_data", "seed"),
+            out=lambda w, output: os.path.dirname(output.brain),
         log:
             f"{R}/logs/demo_data.log",
         benchmark:
@@ -19,11 +22,13 @@ if config.get("demo_data"):
             mem_mb=res("default")["mem_mb"],
             runtime=res("default")["runtime"],
         shell:
-            "oucr demo-data --config {params.cfg:q} --out {R}/demo_data > {log} 2>&1"
+            "python -m oucr demo-data --config {params.cfg:q} --out {params.out} > {log} 2>&1"
 
 
 rule prepare:
     """Read one raw dataset into the prepared store (k-space at recon size, targets, splits)."""
+    conda:
+        CONDA_ENV
     input:
         dataset_inputs,
     output:
@@ -39,11 +44,13 @@ rule prepare:
         mem_mb=res("prepare")["mem_mb"],
         runtime=res("prepare")["runtime"],
     shell:
-        "oucr prepare --config {params.cfg:q} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "python -m oucr prepare --config {params.cfg:q} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
 
 
 rule masks:
     """Fixed validation/test masks of one dataset and acceleration, with realised acceleration."""
+    conda:
+        CONDA_ENV
     input:
         f"{R}/prepared/{{dataset}}",
     output:
@@ -56,6 +63,6 @@ rule masks:
         f"{R}/logs/masks/{{dataset}}/x{{acc}}.log",
     threads: 1
     shell:
-        "oucr masks --store {input} --acceleration {wildcards.acc} "
+        "python -m oucr masks --store {input} --acceleration {wildcards.acc} "
         "--center-fraction {params.center_fraction} --mask-type {params.mask_type} "
         "--out {output.h5} > {log} 2>&1"

@@ -3,6 +3,8 @@
 
 rule evaluate:
     """Per-volume and per-slice metrics of one method against the prepared targets."""
+    conda:
+        CONDA_ENV
     input:
         recon=lambda w: recon_dirs(w.dataset, w.acc, w.run),
         store=f"{R}/prepared/{{dataset}}",
@@ -17,7 +19,7 @@ rule evaluate:
         f"{R}/logs/evaluate/{{dataset}}/x{{acc}}/{{run}}.log",
     threads: 1
     shell:
-        "oucr evaluate --recon {input.recon} --store {input.store} --masks {input.masks} "
+        "python -m oucr evaluate --recon {input.recon} --store {input.store} --masks {input.masks} "
         "--method {params.method:q} --dataset {wildcards.dataset} --acceleration {wildcards.acc} "
         "--band-fraction {params.band_fraction} "
         "--out-volumes {output.volumes} --out-slices {output.slices} > {log} 2>&1"

@@ -3,6 +3,8 @@
 
 rule reconstruct_network:
     """Reconstruct the test volumes with a trained network."""
+    conda:
+        CONDA_ENV
     wildcard_constraints:
         run=NETWORK_RUNS_RE,
     input:
@@ -21,13 +23,15 @@ rule reconstruct_network:
         mem_mb=res("reconstruct")["mem_mb"],
         runtime=res("reconstruct")["runtime"],
     shell:
-        "oucr reconstruct --model {input.model} --store {input.store} --masks {input.masks} "
+        "python -m oucr reconstruct --model {input.model} --store {input.store} --masks {input.masks} "
         "--dataset {wildcards.dataset} --acceleration {wildcards.acc} --out {output} "
         "--threads {threads} > {log} 2>&1"
 
 
 rule reconstruct_zero_filled:
     """The zero-filled reference reconstruction."""
+    conda:
+        CONDA_ENV
     input:
         store=f"{R}/prepared/{{dataset}}",
         masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
@@ -37,13 +41,15 @@ rule reconstruct_zero_filled:
         f"{R}/logs/reconstruct/{{dataset}}/x{{acc}}/zero-filled.log",
     threads: 1
     shell:
-        "oucr reconstruct --zero-filled --store {input.store} --masks {input.masks} "
+        "python -m oucr reconstruct --zero-filled --store {input.store} --masks {input.masks} "
         "--dataset {wildcards.dataset} --acceleration {wildcards.acc} --out {output} "
         "--device cpu --threads {threads} > {log} 2>&1"
 
 
 rule cs_tune:
     """Choose the CS regularisation weight on validation slices."""
+    conda:
+        CONDA_ENV
     input:
         store=f"{R}/prepared/{{dataset}}",
         masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
@@ -60,12 +66,14 @@ rule cs_tune:
         mem_mb=res("cs")["mem_mb"],
         runtime=res("cs")["runtime"],
     shell:
-        "oucr cs-tune --store {input.store} --masks {input.masks} --out {output} "
+        "python -m oucr cs-tune --store {input.store} --masks {input.masks} --out {output} "
         "{params.args} > {log} 2>&1"
 
 
 rule cs_reconstruct:
     """Reconstruct one chunk of the test volumes with CS (chunks run in parallel)."""
+    conda:
+        CONDA_ENV
     input:
         store=f"{R}/prepared/{{dataset}}",
         masks=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
@@ -83,6 +91,6 @@ rule cs_reconstruct:
         mem_mb=res("cs")["mem_mb"],
         runtime=res("cs")["runtime"],
     shell:
-        "oucr cs-reconstruct --store {input.store} --masks {input.masks} --lambda-file {input.lamda} "
+        "python -m oucr cs-reconstruct --store {input.store} --masks {input.masks} --lambda-file {input.lamda} "
         "--dataset {wildcards.dataset} --acceleration {wildcards.acc} "
         "--chunk {wildcards.chunk} --chunks {params.chunks} --out {output} > {log} 2>&1"

@@ -3,6 +3,8 @@
 
 rule params:
     """Parameter count of every method and ablation variant, next to the paper's."""
+    conda:
+        CONDA_ENV
     output:
         report(f"{R}/tables/params.csv", caption="../report/params.rst", category="Tables"),
     params:
@@ -10,11 +12,13 @@ rule params:
     log:
         f"{R}/logs/params.log",
     shell:
-        "oucr params --config {params.cfg:q} --out {output} > {log} 2>&1"
+        "python -m oucr params --config {params.cfg:q} --out {output} > {log} 2>&1"
 
 
 rule stats:
     """Paired tests of OUCR against every other method of Table 1 (slices and volumes)."""
+    conda:
+        CONDA_ENV
     input:
         slices=table1_metric_files("slices"),
         volumes=table1_metric_files("volumes"),
@@ -23,11 +27,13 @@ rule stats:
     log:
         f"{R}/logs/stats.log",
     shell:
-        "oucr stats --slices {input.slices} --volumes {input.volumes} --out {output} > {log} 2>&1"
+        "python -m oucr stats --slices {input.slices} --volumes {input.volumes} --out {output} > {log} 2>&1"
 
 
 rule tables:
     """Table 1, Table 2 and the significance summary (CSV, Markdown, LaTeX)."""
+    conda:
+        CONDA_ENV
     input:
         volumes=table1_metric_files("volumes") + ablation_metric_files("volumes"),
         params=f"{R}/tables/params.csv",
@@ -42,16 +48,18 @@ rule tables:
         report(f"{R}/tables/significance.md", caption="../report/significance.rst", category="Tables"),
     params:
         cfg=cfg_json("demo", "methods", "datasets", "accelerations", "ablation"),
-        out_dir=f"{R}/tables",
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{R}/logs/tables.log",
     shell:
-        "oucr tables --config {params.cfg:q} --volumes {input.volumes} --params {input.params} "
+        "python -m oucr tables --config {params.cfg:q} --volumes {input.volumes} --params {input.params} "
         "--significance {input.significance} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule inspect:
     """Feature maps and receptive fields of the trained OUCR's two branches (Fig. 1c/d)."""
+    conda:
+        CONDA_ENV
     input:
         model=lambda w: f"{R}/models/{inspect_dataset()}/x{inspect_acc()}/oucr/model.pt",
         store=lambda w: f"{R}/prepared/{inspect_dataset()}",
@@ -62,12 +70,14 @@ rule inspect:
         f"{R}/logs/inspect.log",
     threads: 1
     shell:
-        "oucr inspect --checkpoint {input.model} --store {input.store} "
+        "python -m oucr inspect --checkpoint {input.model} --store {input.store} "
         "--out-features {output.features} --out-receptive-field {output.receptive_field} > {log} 2>&1"
 
 
 rule figure_fig3:
     """Reference, every method and error maps on one test slice per dataset and acceleration."""
+    conda:
+        CONDA_ENV
     input:
         recon=[d for ds in DATASETS for a in ACCELERATIONS for run in ["zero-filled"] + (["cs"] if HAS_CS else []) + table1_runs() for d in recon_dirs(ds, a, run)],
         stores=[f"{R}/prepared/{d}" for d in DATASETS],
@@ -79,11 +89,13 @@ rule figure_fig3:
     log:
         f"{R}/logs/figures/fig3.log",
     shell:
-        "oucr figures fig3 --config {params.cfg:q} --out {output.png} > {log} 2>&1"
+        "python -m oucr figures fig3 --config {params.cfg:q} --out {output.png} > {log} 2>&1"
 
 
 rule figure_fig4:
     """K-space band analysis: box plots of low- and high-frequency PSNR/SSIM per method."""
+    conda:
+        CONDA_ENV
     input:
         slices=table1_metric_files("slices"),
     output:
@@ -94,11 +106,13 @@ rule figure_fig4:
     log:
         f"{R}/logs/figures/fig4.log",
     shell:
-        "oucr figures fig4 --config {params.cfg:q} --slices {input.slices} --out {output.png} > {log} 2>&1"
+        "python -m oucr figures fig4 --config {params.cfg:q} --slices {input.slices} --out {output.png} > {log} 2>&1"
 
 
 rule figure_fig1:
     """Recurrent-cell feature maps and receptive fields of the OC and UC branches."""
+    conda:
+        CONDA_ENV
     input:
         features=f"{R}/inspect/features.h5",
         receptive_field=f"{R}/inspect/receptive_field.csv",
@@ -110,12 +124,14 @@ rule figure_fig1:
     log:
         f"{R}/logs/figures/fig1_features.log",
     shell:
-        "oucr figures fig1 --config {params.cfg:q} --features {input.features} "
+        "python -m oucr figures fig1 --config {params.cfg:q} --features {input.features} "
         "--receptive-field {input.receptive_field} --out {output.png} > {log} 2>&1"
 
 
 rule figure_iterations:
     """PSNR and SSIM against the number of CRNN iterations J."""
+    conda:
+        CONDA_ENV
     input:
         volumes=sweep_metric_files("volumes"),
     output:
@@ -126,4 +142,4 @@ rule figure_iterations:
     log:
         f"{R}/logs/figures/iterations.log",
     shell:
-        "oucr figures iterations --config {params.cfg:q} --volumes {input.volumes} --out {output.png} > {log} 2>&1"
+        "python -m oucr figures iterations --config {params.cfg:q} --volumes {input.volumes} --out {output.png} > {log} 2>&1"

@@ -5,6 +5,8 @@
 
 rule train:
     """Train one method on one dataset at one acceleration."""
+    conda:
+        CONDA_ENV
     wildcard_constraints:
         run=NETWORK_RUNS_RE,
     input:
@@ -28,7 +30,7 @@ rule train:
         mem_mb=res("train")["mem_mb"],
         runtime=res("train")["runtime"],
     shell:
-        "oucr train --config {params.cfg:q} --method {params.method:q} {params.sets} "
+        "python -m oucr train --config {params.cfg:q} --method {params.method:q} {params.sets} "
         "--dataset {wildcards.dataset} --acceleration {wildcards.acc} --run-name {wildcards.run} "
         "--store {input.store} --masks {input.masks} --out $(dirname {output.model}) "
         "--checkpoint-dir {params.checkpoints} --threads {threads} > {log} 2>&1"
