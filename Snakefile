@@ -12,7 +12,11 @@ from snakemake.utils import min_version, validate
 min_version("9.20")
 
 
-configfile: "config/config.yaml"
+# The embedded demo is the default. A --configfile replaces it rather than being merged
+# into it, so that a paper run never inherits the demo's datasets.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -38,7 +38,7 @@ def load_config(path: PathLike) -> Dict[str, Any]:
             raise ConfigError(f"inline config is not valid JSON: {err}") from err
         if not isinstance(data, dict):
             raise ConfigError("inline config must be a JSON object")
-        return data
+        return resolve_results_placeholder(data)
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
@@ -48,7 +48,25 @@ def load_config(path: PathLike) -> Dict[str, Any]:
         raise ConfigError(f"config file {p} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
-    return data
+    return resolve_results_placeholder(data)
+
+
+DATASET_PATH_KEYS = ("input", "train_input", "test_input")
+
+
+def resolve_results_placeholder(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Replace ``{results}`` in dataset paths by the ``results`` folder, in place.
+
+    The demo's raw data live under the results folder, so its paths are written
+    ``{results}/demo_data/...`` and follow ``results`` when it is overridden.
+    """
+    results = str(config.get("results", "results"))
+    for section in (config.get("datasets") or {}).values():
+        if isinstance(section, dict):
+            for key in DATASET_PATH_KEYS:
+                if isinstance(section.get(key), str):
+                    section[key] = section[key].replace("{results}", results)
+    return config
 
 
 def set_by_path(config: Dict[str, Any], assignment: str) -> None:

@@ -8,6 +8,9 @@ import json
 import os
 import re
 
+from oucr.config import resolve_results_placeholder
+
+resolve_results_placeholder(config)
 R = config.get("results", "results")
 CONDA_ENV = "../envs/oucr.yaml"
 DATASETS = list(config["datasets"])
