@@ -124,7 +124,7 @@ def reconstruct_volumes(
     """CS reconstruction of whole volumes into ``out_dir/<volume>.h5``."""
     from oucr.data.fixed_masks import read_fixed_masks
     from oucr.data.store import PreparedStore
-    from oucr.engine.inference import write_reconstruction
+    from oucr.recon_io import write_reconstruction
 
     record = read_lambda_file(lambda_file)
     store = PreparedStore(store_dir)

@@ -14,13 +14,17 @@ use are :func:`complex_to_channels` and :func:`channels_to_complex`.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
-import torch
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
-ArrayLike = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported only when a tensor is passed, so NumPy-only steps (data
+# preparation, CS, evaluation) start without paying for the torch import.
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
+ArrayLike = Union[np.ndarray, "torch.Tensor"]
 
 _DIMS: Tuple[int, int] = (-2, -1)
 
@@ -35,7 +39,9 @@ def fft2c(x: Array) -> Array:
         k-space of the same shape and type.
     """
     _check_ndim(x, 2, "fft2c")
-    if isinstance(x, torch.Tensor):
+    if not isinstance(x, np.ndarray):
+        import torch
+
         x = torch.fft.ifftshift(x, dim=_DIMS)
         x = torch.fft.fftn(x, dim=_DIMS, norm="ortho")
         return torch.fft.fftshift(x, dim=_DIMS)
@@ -54,7 +60,9 @@ def ifft2c(k: Array) -> Array:
         image of the same shape and type.
     """
     _check_ndim(k, 2, "ifft2c")
-    if isinstance(k, torch.Tensor):
+    if not isinstance(k, np.ndarray):
+        import torch
+
         k = torch.fft.ifftshift(k, dim=_DIMS)
         k = torch.fft.ifftn(k, dim=_DIMS, norm="ortho")
         return torch.fft.fftshift(k, dim=_DIMS)
@@ -92,16 +100,20 @@ def center_crop(x: Array, shape: Sequence[int]) -> Array:
     return x[..., top : top + h, left : left + w]
 
 
-def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
+def complex_to_channels(x: "torch.Tensor") -> "torch.Tensor":
     """Complex ``(B, H, W)`` -> real two-channel ``(B, 2, H, W)`` (real, imaginary)."""
+    import torch
+
     if not torch.is_complex(x):
         raise TypeError(f"expected a complex tensor, got dtype {x.dtype}")
     _check_ndim(x, 3, "complex_to_channels")
     return torch.stack((x.real, x.imag), dim=-3)
 
 
-def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
+def channels_to_complex(x: "torch.Tensor") -> "torch.Tensor":
     """Real two-channel ``(B, 2, H, W)`` -> complex ``(B, H, W)``."""
+    import torch
+
     _check_ndim(x, 4, "channels_to_complex")
     if x.shape[-3] != 2:
         raise ValueError(f"expected 2 channels (real, imaginary) at dim -3, got shape {tuple(x.shape)}")
@@ -111,8 +123,10 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[..., 0, :, :], x[..., 1, :, :])
 
 
-def magnitude_channels(x: torch.Tensor) -> torch.Tensor:
+def magnitude_channels(x: "torch.Tensor") -> "torch.Tensor":
     """Magnitude of a two-channel image ``(B, 2, H, W)`` -> ``(B, H, W)``."""
+    import torch
+
     if x.shape[-3] != 2:
         raise ValueError(f"expected 2 channels at dim -3, got shape {tuple(x.shape)}")
     return torch.sqrt(x[..., 0, :, :] ** 2 + x[..., 1, :, :] ** 2)

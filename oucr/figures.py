@@ -77,7 +77,7 @@ def figure3(config: Mapping[str, Any], out: Path) -> None:
     """Reference, every method and error maps on one slice per dataset x acceleration."""
     from oucr import metrics
     from oucr.data.store import PreparedStore
-    from oucr.engine.inference import locate_reconstruction, read_reconstruction
+    from oucr.recon_io import locate_reconstruction, read_reconstruction
 
     plt = _pyplot()
     results = Path(config.get("results", "results"))

@@ -97,7 +97,7 @@ class MaskFunc:
         with _seeded(self.rng, seed):
             num_cols = shape[-2]
             center_fraction, acceleration = self._draw_setting()
-            num_low = round(num_cols * center_fraction)
+            num_low = int(round(num_cols * center_fraction))
             center = self._center_columns(num_cols, num_low)
             outer = self.acceleration_columns(num_cols, acceleration, offset, num_low)
         mask = np.maximum(center, np.asarray(outer, dtype=np.float32))
@@ -184,9 +184,16 @@ def create_mask_for_mask_type(
 def volume_seed(volume: str) -> Tuple[int, ...]:
     """fastMRI's fixed per-volume seed: the character codes of the file name.
 
+    fastMRI's data module seeds validation/test masks with ``tuple(map(ord, fname))``
+    where ``fname`` is the HDF5 file name; a prepared volume ``<volume>`` comes from
+    (and is stored as) ``<volume>.h5``, so fastMRI volumes keep their original seeds.
+
     Args:
         volume: a volume identifier (``"file1000001"``) or file name (``"file1000001.h5"``);
-            ``.h5`` is appended when missing, as volumes are stored as ``<volume>.h5``.
+            ``.h5`` is appended when missing.
+
+    Returns:
+        the seed tuple, e.g. ``(102, 105, ..., 104, 53)`` for ``file1000001``.
     """
     name = volume if volume.endswith(".h5") else f"{volume}.h5"
     return tuple(map(ord, name))

@@ -7,7 +7,7 @@ import pytest
 
 from oucr.analysis import band_window, kspace_band
 from oucr.config import acceleration_settings, load_config, training_config, with_overrides
-from oucr.engine.runtime import derive_seed
+from oucr.seeding import derive_seed
 from oucr.errors import ConfigError
 
 

@@ -11,24 +11,57 @@ from oucr import metrics
 def volumes():
     rng = np.random.default_rng(0)
     gt = rng.random((8, 40, 36)).astype(np.float32) * np.linspace(0.2, 1.0, 8)[:, None, None].astype(np.float32)
-    pred = (gt + 0.05 * rng.standard_normal(gt.shape)).astype(np.float32)
+    pred = np.abs(gt + 0.05 * rng.standard_normal(gt.shape)).astype(np.float32)
     return gt, pred
+
+
+def closed_form_volumes():
+    """Float32 volumes at fastMRI's scale (~1e-4), built without a random generator."""
+    s, y, x = np.meshgrid(np.arange(4), np.arange(48), np.arange(40), indexing="ij")
+    gt = (s + 1) / 4 * (0.5 + 0.5 * np.sin(x / 3.0) * np.cos(y / 5.0)) ** 2 * 1e-4
+    pred = np.abs(gt + 1e-5 * np.sin(7.0 * x + 3.0 * y + s))
+    return gt.astype(np.float32), pred.astype(np.float32)
+
+
+def test_values_of_fastmri_evaluate():
+    # nmse, psnr, ssim and per-slice ssim that fastmri 0.3.0's fastmri.evaluate gives on
+    # closed_form_volumes() (scikit-image 0.26, NumPy 2.4)
+    gt, pred = closed_form_volumes()
+    assert metrics.nmse(gt, pred) == pytest.approx(0.05888591334223747, abs=1e-6)
+    assert metrics.psnr(gt, pred) == pytest.approx(23.494343249121904, abs=1e-6)
+    assert metrics.ssim(gt, pred) == pytest.approx(0.6953340033551871, abs=1e-6)
+    np.testing.assert_allclose(metrics.ssim_per_slice(gt, pred),
+                               [0.43485075167017656, 0.6770419210132932, 0.8021185365857697, 0.867324804151509],
+                               rtol=0, atol=1e-6)
 
 
 def test_psnr_is_volume_psnr_with_volume_max(volumes):
     gt, pred = volumes
     expected = peak_signal_noise_ratio(gt, pred, data_range=gt.max())
     assert metrics.psnr(gt, pred) == pytest.approx(expected, abs=1e-6)
-    assert metrics.psnr(gt, pred, maxval=2.0) == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=2.0), abs=1e-6)
+    expected_2 = peak_signal_noise_ratio(gt, pred, data_range=2.0)
+    assert metrics.psnr(gt, pred, maxval=2.0) == pytest.approx(expected_2, abs=1e-6)
+    # over the volume, not the mean of slice PSNRs (the aggregation of fastMRI PR 130): with
+    # one slice 10x noisier, the volume MSE is dominated by it
+    noisy = pred.copy()
+    noisy[0] = gt[0] + 10 * (pred[0] - gt[0])
+    mean_of_slices = metrics.psnr_per_slice(gt, noisy).mean()
+    assert metrics.psnr(gt, noisy) == pytest.approx(peak_signal_noise_ratio(gt, noisy, data_range=gt.max()), abs=1e-6)
+    assert metrics.psnr(gt, noisy) < mean_of_slices - 1.0
 
 
 def test_ssim_is_mean_of_2d_slices_with_volume_max(volumes):
     gt, pred = volumes
     expected = np.mean([structural_similarity(g, p, data_range=gt.max()) for g, p in zip(gt, pred)])
     assert metrics.ssim(gt, pred) == pytest.approx(expected, abs=1e-6)
+    assert metrics.ssim(gt, pred, maxval=3.0) == pytest.approx(
+        np.mean([structural_similarity(g, p, data_range=3.0) for g, p in zip(gt, pred)]), abs=1e-6)
     # not the 3-D SSIM that a volume passed whole would give
     three_d = structural_similarity(gt, pred, data_range=gt.max())
     assert abs(metrics.ssim(gt, pred) - three_d) > 1e-4
+    # nor per-slice ranges
+    own_range = np.mean([structural_similarity(g, p, data_range=g.max()) for g, p in zip(gt, pred)])
+    assert abs(metrics.ssim(gt, pred) - own_range) > 1e-4
 
 
 def test_nmse(volumes):
@@ -43,26 +76,45 @@ def test_per_slice_variants(volumes):
     ss = metrics.ssim_per_slice(gt, pred)
     ns = metrics.nmse_per_slice(gt, pred)
     assert ps.shape == ss.shape == ns.shape == (8,)
+    assert ps.dtype == ss.dtype == ns.dtype == np.float64
     for i in range(8):
         assert ps[i] == pytest.approx(peak_signal_noise_ratio(gt[i], pred[i], data_range=gt.max()), abs=1e-6)
         assert ss[i] == pytest.approx(structural_similarity(gt[i], pred[i], data_range=gt.max()), abs=1e-6)
         assert ns[i] == pytest.approx(np.linalg.norm(gt[i] - pred[i]) ** 2 / np.linalg.norm(gt[i]) ** 2, rel=1e-6)
     assert ss.mean() == pytest.approx(metrics.ssim(gt, pred), abs=1e-12)
+    assert metrics.ssim_per_slice(gt, pred, maxval=3.0).mean() == pytest.approx(metrics.ssim(gt, pred, maxval=3.0))
 
 
 def test_perfect_reconstruction(volumes):
     gt, _ = volumes
     assert metrics.nmse(gt, gt) == 0
+    assert np.all(metrics.nmse_per_slice(gt, gt) == 0)
     assert metrics.ssim(gt, gt) == pytest.approx(1.0)
+    assert np.allclose(metrics.ssim_per_slice(gt, gt), 1.0)
     with np.errstate(divide="ignore"):
         assert metrics.psnr(gt, gt) == np.inf
+        assert np.all(metrics.psnr_per_slice(gt, gt) == np.inf)
 
 
-def test_shape_checks(volumes):
+def test_worse_reconstruction_scores_worse(volumes):
+    gt, pred = volumes
+    worse = np.abs(gt + 3 * (pred - gt))
+    assert metrics.nmse(gt, worse) > metrics.nmse(gt, pred)
+    assert metrics.psnr(gt, worse) < metrics.psnr(gt, pred)
+    assert metrics.ssim(gt, worse) < metrics.ssim(gt, pred)
+
+
+@pytest.mark.parametrize("fn", [metrics.nmse, metrics.psnr, metrics.ssim,
+                                metrics.nmse_per_slice, metrics.psnr_per_slice, metrics.ssim_per_slice])
+def test_shape_checks(fn, volumes):
     gt, pred = volumes
     with pytest.raises(ValueError, match="shape mismatch"):
-        metrics.psnr(gt, pred[:, :-1])
+        fn(gt, pred[:, :-1])
     with pytest.raises(ValueError, match="slices, H, W"):
-        metrics.ssim(gt[0], pred[0])
+        fn(gt[0], pred[0])
+    with pytest.raises(ValueError, match="slices, H, W"):
+        fn(gt[None], pred[None])
     with pytest.raises(ValueError, match="magnitude"):
-        metrics.nmse(gt.astype(np.complex64), pred)
+        fn(gt.astype(np.complex64), pred)
+    with pytest.raises(ValueError, match="magnitude"):
+        fn(gt, pred.astype(np.complex64))

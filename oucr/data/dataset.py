@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from oucr.data.store import PreparedStore
+from oucr.data.store import SPLITS, PreparedStore
 from oucr.errors import DataError
+from oucr.fft import complex_to_channels
 from oucr.masks import MaskFunc, column_mask, volume_seed
-from oucr.fft import complex_to_channels, ifft2c
-from oucr.physics import mean_magnitude
+from oucr.physics import normalisation_factor, zero_filled
 
 
 class SliceDataset(Dataset):
@@ -54,12 +54,17 @@ class SliceDataset(Dataset):
         fixed: Optional[bool] = None,
         open_files: int = 16,
     ) -> None:
+        if open_files < 1:
+            raise ValueError(f"open_files must be at least 1, got {open_files}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.store = store if isinstance(store, PreparedStore) else PreparedStore(store)
         self.split = split
         self.mask_func = mask_func
         self.seed = int(seed)
         self.fixed = (split != "train") if fixed is None else fixed
         self.epoch = 0
+        self.masks_file = Path(masks_file) if masks_file is not None else None
         self.slice_index: List[Tuple[str, int]] = self.store.slices(split)
         self._files: "OrderedDict[str, h5py.File]" = OrderedDict()
         self._open_files = open_files
@@ -100,17 +105,21 @@ class SliceDataset(Dataset):
         return f
 
     def mask_for(self, volume: str, index: int, width: int) -> np.ndarray:
-        """The ``(W,)`` uint8 mask of one item."""
+        """The ``(W,)`` uint8 column mask of item ``index`` (a slice of ``volume``).
+
+        Raises:
+            DataError: if a fixed mask does not have ``width`` columns.
+        """
         if self.fixed:
-            if volume in self._fixed_masks:
-                mask = self._fixed_masks[volume]
-            else:
+            mask = self._fixed_masks.get(volume)
+            if mask is None:
                 mask, _ = column_mask(self.mask_func, width, seed=volume_seed(volume))
                 self._fixed_masks[volume] = mask
         else:
-            mask, _ = column_mask(self.mask_func, width, seed=(self.seed, self.epoch, index))
+            mask, _ = column_mask(self.mask_func, width, seed=(self.seed, self.epoch, int(index)))
         if mask.shape != (width,):
-            raise DataError(volume, f"mask has {mask.shape[0]} columns but the k-space has {width}")
+            where = self.masks_file if self.masks_file is not None else self.store.path(volume)
+            raise DataError(where, f"the mask of {volume} has shape {mask.shape} but the k-space has {width} columns")
         return mask
 
     def __getitem__(self, index: int) -> Dict[str, object]:
@@ -121,12 +130,12 @@ class SliceDataset(Dataset):
         vmax = float(f.attrs["max"])
         mask = torch.from_numpy(self.mask_for(volume, index, kspace.shape[-1]).astype(np.float32)).reshape(1, -1)
         masked = kspace * mask
-        zero_filled = ifft2c(masked)
-        norm = float(mean_magnitude(zero_filled))
+        norm = float(normalisation_factor(masked))
+        image = zero_filled(masked) / norm
         return {
             "masked_kspace": masked / norm,
             "mask": mask,
-            "image": complex_to_channels((zero_filled / norm).unsqueeze(0))[0],
+            "image": complex_to_channels(image.unsqueeze(0))[0],
             "target": complex_to_channels((target / norm).unsqueeze(0))[0],
             "norm": torch.tensor(norm, dtype=torch.float32),
             "max": torch.tensor(vmax, dtype=torch.float32),

@@ -6,7 +6,8 @@ ships as package data, read with nibabel. Each virtual subject is a distinct,
 deterministic (for a seed) variation of it:
 
 - a random affine (rotation, anisotropic scaling, shift) and a random smooth
-  elastic deformation (a coarse grid of displacements, interpolated cubically);
+  3-D elastic deformation (a coarse grid of displacements over the template's
+  box, interpolated cubically);
 - a contrast change (a gamma on the T1 intensity and tissue-specific gains on
   grey and white matter);
 - a smooth multiplicative bias field;
@@ -21,25 +22,39 @@ Two datasets are written:
 
 ``demo-fastmri`` (the fastMRI single-coil path, standing in for fastMRI knee)
     ``<out>/demo-fastmri/singlecoil_train/file9XXXXXX.h5`` and ``singlecoil_val/``
-    in the exact fastMRI single-coil layout: complex64 ``kspace`` with two-fold
-    readout oversampling and a phase-encode matrix 368/320 wider than the
+    in the exact fastMRI single-coil layout: complex64 ``kspace`` with
+    ``readout_oversampling``-fold (default two-fold) readout oversampling of a
+    complex image with a smooth phase, and a phase-encode matrix 368/320 wider than the
     reconstruction (like fastMRI's 640 x 368 for 320 x 320), ``reconstruction_esc``,
     the attributes ``acquisition``, ``max``, ``norm``, ``patient_id`` and an ISMRMRD
     ``ismrmrd_header``. Slices are coronal, so the two datasets differ in anatomy.
 
-Sizes come from the config's ``demo_data`` section (see :data:`DEFAULTS`).
+Sizes come from the config's ``demo_data`` section, every key optional
+(defaults in :data:`DEFAULTS`)::
+
+    demo_data:
+      seed: 0
+      demo-brain: {subjects: 16, slices: 8, size: 64}
+      demo-fastmri: {train_subjects: 12, test_subjects: 4, slices: 8, size: 64, readout_oversampling: 2}
+
+Subject ``i`` of a dataset depends only on ``(seed, dataset, i)``, so the same
+seed gives the same files (the NIfTI files byte for byte) and adding subjects
+leaves the earlier ones unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -47,7 +62,7 @@ from scipy import ndimage
 from oucr.config import load_config
 from oucr.errors import ConfigError
 from oucr.fft import center_crop, fft2c, ifft2c
-from oucr.io import atomic_path
+from oucr.io import apply_default_permissions, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +89,14 @@ class Anatomy:
 
     @property
     def inverse(self) -> np.ndarray:
+        """The mm -> voxel affine."""
         return np.linalg.inv(self.affine)
+
+    @property
+    def extent(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest corner (mm) of the template's box."""
+        corners = np.array([[0, 0, 0, 1], [*(np.array(self.t1.shape) - 1), 1]], dtype=float) @ self.affine.T
+        return corners[:, :3].min(axis=0), corners[:, :3].max(axis=0)
 
 
 def load_anatomy() -> Anatomy:
@@ -131,10 +153,14 @@ class VirtualSubject:
         self.noise_level = rng.uniform(0.01, 0.03)
         self._field_seeds = rng.integers(0, 2**31, size=5)
         self.phase_coeffs = rng.uniform(-1.0, 1.0, 6) * np.array([np.pi, 1.5, 1.5, 0.8, 0.8, 0.8])
+        # one stream for all noise draws, so that successive slices get independent noise
+        self._noise_rng = np.random.default_rng(self._field_seeds[4])
 
     def sample(self, points_mm: np.ndarray) -> np.ndarray:
         """Magnitude image values at ``points_mm`` (``(N, 3)``, subject space, mm)."""
-        extent = (points_mm.min(axis=0) - 1.0, points_mm.max(axis=0) + 1.0)
+        # the random fields span the template's box, so they are one smooth 3-D field
+        # whatever the sampled plane (slices of one subject deform coherently)
+        extent = self.anatomy.extent
         disp = np.stack([
             _coarse_field(np.random.default_rng(self._field_seeds[i]), points_mm, 5, 3.0, extent) for i in range(3)
         ], axis=1)
@@ -155,28 +181,16 @@ class VirtualSubject:
 
     def noise(self, shape: Tuple[int, ...], reference: float) -> np.ndarray:
         """Complex Gaussian noise with standard deviation ``noise_level * reference``."""
-        g = np.random.default_rng(self._field_seeds[4])
+        g = self._noise_rng
         sigma = self.noise_level * reference / np.sqrt(2)
         return (g.standard_normal(shape) + 1j * g.standard_normal(shape)) * sigma
-
-
-def _plane_points(axis: int, level: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(len(rows) * len(cols), 3) points of a plane normal to ``axis`` at ``level`` mm."""
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    pts = np.zeros(rr.shape + (3,))
-    other = [a for a in range(3) if a != axis]
-    pts[..., axis] = level
-    # rows run along the first remaining axis, reversed so that up is superior/anterior
-    pts[..., other[1] if axis == 2 else other[1]] = rr
-    pts[..., other[0]] = cc
-    return pts.reshape(-1, 3)
 
 
 def brain_subject(anatomy: Anatomy, rng: np.random.Generator, slices: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
     """Axial magnitude slab ``(X, Y, Z)`` (RAS) of one virtual subject and its NIfTI affine."""
     subject = VirtualSubject(anatomy, rng)
     n = 2 * size  # the prepare step crops to the tissue and resamples to `size`
-    xs = np.linspace(-100, 100, n)
+    xs = np.linspace(-110, 110, n)  # square pixels: the same 220 mm field of view as ys
     ys = np.linspace(-125, 95, n)
     spacing_z = 5.0
     z0 = 12.0 + rng.uniform(-5, 5) - spacing_z * (slices - 1) / 2
@@ -221,7 +235,13 @@ def fastmri_subject(
 
 
 def ismrmrd_header(encoded: Tuple[int, int], recon: Tuple[int, int], fov: float = 200.0) -> str:
-    """A minimal ISMRMRD XML header with the fields fastMRI readers use."""
+    """A minimal ISMRMRD XML header with the fields fastMRI readers use.
+
+    Args:
+        encoded: encoded matrix ``(x, y)``: readout (oversampled) and phase encoding.
+        recon: reconstruction matrix ``(x, y)``.
+        fov: reconstruction field of view in mm (square pixels).
+    """
     ex, ey = encoded
     rx, ry = recon
     return (
@@ -229,11 +249,12 @@ def ismrmrd_header(encoded: Tuple[int, int], recon: Tuple[int, int], fov: float 
         '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">\n'
         "  <encoding>\n"
         f"    <encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>1</z></matrixSize>"
-        f"<fieldOfView_mm><x>{2 * fov}</x><y>{fov * ey / ry}</y><z>4.5</z></fieldOfView_mm></encodedSpace>\n"
+        f"<fieldOfView_mm><x>{fov * ex / rx:g}</x><y>{fov * ey / ry:g}</y><z>4.5</z></fieldOfView_mm></encodedSpace>\n"
         f"    <reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>"
         f"<fieldOfView_mm><x>{fov}</x><y>{fov}</y><z>4.5</z></fieldOfView_mm></reconSpace>\n"
         "    <encodingLimits>\n"
-        f"      <kspace_encoding_step_1><minimum>0</minimum><maximum>{ey - 1}</maximum><center>{ey // 2}</center></kspace_encoding_step_1>\n"
+        "      <kspace_encoding_step_1>"
+        f"<minimum>0</minimum><maximum>{ey - 1}</maximum><center>{ey // 2}</center></kspace_encoding_step_1>\n"
         "    </encodingLimits>\n"
         "  </encoding>\n"
         "</ismrmrdHeader>\n"
@@ -258,19 +279,42 @@ def write_fastmri_file(path: Path, kspace: np.ndarray, acquisition: str, patient
             f.attrs["demo"] = "virtual subject derived from the MNI152 template (nilearn); not patient data"
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _settings(config: Mapping[str, Any], kind: str) -> Dict[str, int]:
+    """The sizes of one demo dataset: :data:`DEFAULTS` updated by ``demo_data.<kind>``."""
     section = dict(DEFAULTS[kind])
     given = (config.get("demo_data") or {}).get(kind) or {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"demo_data.{kind} must be a mapping, got {given!r}")
     unknown = set(given) - set(section)
     if unknown:
-        raise ConfigError(f"unknown key(s) in demo_data.{kind}: {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"unknown key(s) in demo_data.{kind}: {', '.join(sorted(unknown))}; known: {', '.join(section)}"
+        )
     section.update(given)
     for k, v in section.items():
-        if not isinstance(v, int) or v < 1:
+        if not _is_int(v) or v < 1:
             raise ConfigError(f"demo_data.{kind}.{k} must be a positive integer, got {v!r}")
     if section["size"] < 16:
-        raise ConfigError(f"demo_data.{kind}.size must be at least 16")
+        raise ConfigError(f"demo_data.{kind}.size must be at least 16, got {section['size']}")
     return section
+
+
+def demo_seed(config: Mapping[str, Any]) -> int:
+    """``demo_data.seed`` (else the global ``seed``, else 0), after checking the section's keys."""
+    section = config.get("demo_data") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"demo_data must be a mapping, got {section!r}")
+    unknown = set(section) - {"seed", *KINDS}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in demo_data: {', '.join(sorted(unknown))}; known: seed, {', '.join(KINDS)}")
+    seed = section.get("seed", config.get("seed", 0))
+    if not _is_int(seed):
+        raise ConfigError(f"demo_data.seed must be an integer, got {seed!r}")
+    return seed
 
 
 def _rng(seed: int, kind: str, index: int) -> np.random.Generator:
@@ -278,52 +322,87 @@ def _rng(seed: int, kind: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, tag, index])
 
 
-def build_demo_brain(config: Mapping[str, Any], out: Path, anatomy: Anatomy, seed: int) -> int:
-    """Write ``demo-brain``; returns the number of subjects."""
+def build_demo_brain(config: Mapping[str, Any], folder: Path, anatomy: Anatomy, seed: int) -> int:
+    """Write the ``demo-brain`` NIfTI files into ``folder``; returns the number of subjects."""
     import nibabel as nib
 
     s = _settings(config, "demo-brain")
-    folder = out / "demo-brain"
-    folder.mkdir(parents=True, exist_ok=True)
     for i in range(s["subjects"]):
         data, affine = brain_subject(anatomy, _rng(seed, "demo-brain", i), s["slices"], s["size"])
         path = folder / f"sub-{i + 1:03d}.nii.gz"
+        image = nib.Nifti1Image(data, affine)
+        image.header.set_xyzt_units("mm")
+        # gzip without a timestamp: the same seed gives byte-identical files
+        payload = gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
         with atomic_path(path) as tmp:
-            nib.save(nib.Nifti1Image(data, affine), str(tmp.with_suffix(".nii.gz")))
-            tmp.with_suffix(".nii.gz").replace(tmp)
-        log.info("wrote %s", path)
+            tmp.write_bytes(payload)
+        log.info("wrote %s (%d x %d x %d)", path, *data.shape)
     return s["subjects"]
 
 
-def build_demo_fastmri(config: Mapping[str, Any], out: Path, anatomy: Anatomy, seed: int) -> int:
-    """Write ``demo-fastmri``; returns the number of subjects."""
+def build_demo_fastmri(config: Mapping[str, Any], folder: Path, anatomy: Anatomy, seed: int) -> int:
+    """Write the ``demo-fastmri`` files into ``folder``/singlecoil_{train,val}; returns the number of subjects."""
     s = _settings(config, "demo-fastmri")
     total = 0
     for split, folder_name, count, base in (
         ("train", "singlecoil_train", s["train_subjects"], 9000000),
         ("val", "singlecoil_val", s["test_subjects"], 9100000),
     ):
-        folder = out / "demo-fastmri" / folder_name
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder / folder_name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             rng = _rng(seed, f"demo-fastmri-{split}", i)
             kspace, acquisition = fastmri_subject(anatomy, rng, s["slices"], s["size"], s["readout_oversampling"])
-            path = folder / f"file{base + i + 1}.h5"
+            path = folder / folder_name / f"file{base + i + 1}.h5"
             write_fastmri_file(path, kspace, acquisition, f"demo-{split}-{i + 1:03d}", s["size"])
-            log.info("wrote %s (%s)", path, acquisition)
+            log.info("wrote %s (%s, k-space %s)", path, acquisition, " x ".join(map(str, kspace.shape)))
             total += 1
     return total
 
 
-def build_demo_data(config: Mapping[str, Any], out: Path, kinds=KINDS) -> Dict[str, int]:
-    """Build the requested demo datasets under ``out``; returns subjects per kind."""
-    section = config.get("demo_data") or {}
-    seed = int(section.get("seed", config.get("seed", 0)))
+BUILDERS = {"demo-brain": build_demo_brain, "demo-fastmri": build_demo_fastmri}
+
+
+def build_demo_data(
+    config: Mapping[str, Any], out: Path, kinds: Sequence[str] = KINDS, seed: Optional[int] = None
+) -> Dict[str, int]:
+    """Build the requested demo datasets as ``out/<kind>/`` (each replaced whole).
+
+    Each dataset is written into a temporary folder beside its destination and
+    renamed into place when complete, so a rerun with other sizes leaves no stale
+    file and an interrupted run leaves the previous dataset (or nothing).
+
+    Args:
+        config: a config with an optional ``demo_data`` section.
+        out: the parent folder.
+        kinds: which datasets (``demo-brain``, ``demo-fastmri``).
+        seed: overrides ``demo_data.seed``.
+
+    Returns:
+        the number of subjects written per kind.
+    """
+    seed = demo_seed(config) if seed is None else int(seed)
+    for kind in kinds:
+        if kind not in BUILDERS:
+            raise ConfigError(f"unknown demo dataset {kind!r}; known: {', '.join(KINDS)}")
+        _settings(config, kind)  # fail on a bad section before any work
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     anatomy = load_anatomy()
-    builders = {"demo-brain": build_demo_brain, "demo-fastmri": build_demo_fastmri}
-    counts = {kind: builders[kind](config, Path(out), anatomy, seed) for kind in kinds}
-    log.info("demo data %s in %.1f s -> %s", counts, time.perf_counter() - t0, out)
+    counts = {}
+    for kind in kinds:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{kind}.", suffix=".tmp", dir=out))
+        try:
+            counts[kind] = BUILDERS[kind](config, tmp, anatomy, seed)
+            apply_default_permissions(tmp, directory=True)
+            final = out / kind
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    log.info("demo data (seed %d) %s in %.1f s -> %s", seed, counts, time.perf_counter() - t0, out)
     return counts
 
 
@@ -332,10 +411,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="config with a demo_data section (default: built-in sizes)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (demo-brain/, demo-fastmri/)")
     parser.add_argument("--kind", choices=KINDS, action="append", help="build only this dataset (repeatable)")
+    parser.add_argument("--seed", type=int, help="override demo_data.seed")
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr demo-data``."""
     config = load_config(args.config) if args.config else {}
-    build_demo_data(config, args.out, tuple(args.kind) if args.kind else KINDS)
+    build_demo_data(config, args.out, tuple(args.kind) if args.kind else KINDS, seed=args.seed)
     return 0

@@ -10,6 +10,12 @@ fastMRI. The file layout (docs/ARCHITECTURE.md):
   ``mask_type``, ``acceleration``, ``center_fraction``;
 - ``x<acc>.csv`` beside it: ``volume,split,acceleration,center_fraction,
   num_low_frequencies,realised_acceleration``.
+
+The mask of a volume depends only on its k-space width (the manifest's ``width``,
+the prepared recon-size width: 320 for fastMRI knee, not the raw 368) and its
+name, so it is what fastMRI's mask function returns for that file name and width.
+Both files are written under temporary names and renamed together at the end,
+so a failed run leaves neither.
 """
 
 from __future__ import annotations
@@ -17,30 +23,49 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence, Union
 
 import h5py
 import numpy as np
 import pandas as pd
 
-from oucr.errors import DataError
+from oucr.errors import ConfigError, DataError
 from oucr.io import atomic_path
-from oucr.masks import column_mask, create_mask_for_mask_type, realised_acceleration, volume_seed
+from oucr.masks import MASK_TYPES, column_mask, create_mask_for_mask_type, realised_acceleration, volume_seed
 
 log = logging.getLogger(__name__)
 
+CSV_COLUMNS = ("volume", "split", "acceleration", "center_fraction", "num_low_frequencies", "realised_acceleration")
+MANIFEST_COLUMNS = ("volume", "split", "width")  # the only manifest columns a mask needs
 
-def _manifest(store_dir: Path) -> pd.DataFrame:
+
+def read_manifest_for_masks(store_dir: Union[str, Path]) -> pd.DataFrame:
+    """The ``volume``, ``split``, ``width`` (and ``height`` if present) of a store's manifest.
+
+    Raises:
+        DataError: naming ``<store>/manifest.csv`` if it is missing, unreadable, lacks a
+            column, repeats a volume or has a width that is not a positive integer.
+    """
     path = Path(store_dir) / "manifest.csv"
     if not path.is_file():
         raise DataError(path, "manifest of the prepared store not found; run `oucr prepare` first")
     try:
-        manifest = pd.read_csv(path, dtype={"volume": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        manifest = pd.read_csv(path, dtype={"volume": str, "split": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
         raise DataError(path, f"unreadable manifest ({err})") from err
-    missing = {"volume", "split", "height", "width"} - set(manifest.columns)
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     if missing:
-        raise DataError(path, f"manifest lacks column(s) {', '.join(sorted(missing))}")
+        raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
+    duplicated = sorted(set(manifest.loc[manifest["volume"].duplicated(), "volume"]))
+    if duplicated:
+        raise DataError(path, f"manifest lists volume(s) more than once: {', '.join(duplicated[:5])}")
+    width = pd.to_numeric(manifest["width"], errors="coerce")
+    bad = manifest.loc[~((width > 0) & (width == width.round())), "volume"].tolist()
+    if bad:
+        raise DataError(path, f"width is not a positive integer for volume(s) {', '.join(map(str, bad[:5]))}")
+    manifest["width"] = width.astype(int)
+    if "height" in manifest.columns:
+        manifest["height"] = pd.to_numeric(manifest["height"], errors="coerce")
     return manifest
 
 
@@ -52,65 +77,101 @@ def write_fixed_masks(
     mask_type: str = "random",
     splits: Sequence[str] = ("val", "test"),
 ) -> pd.DataFrame:
-    """Draw and write the fixed masks of every volume of ``splits``.
+    """Draw and write the fixed mask of every volume of ``splits``.
+
+    Args:
+        store_dir: prepared store (only its ``manifest.csv`` is read).
+        out_h5: the masks file ``.../x<acc>.h5``; the CSV is written beside it (same stem).
+        acceleration: nominal acceleration.
+        center_fraction: fraction of fully sampled centre columns.
+        mask_type: ``random`` or ``equispaced_fraction``.
+        splits: the splits whose volumes get a mask.
 
     Returns:
-        the table also written as CSV beside ``out_h5``.
+        the table written as CSV, one row per volume sorted by volume.
+
+    Raises:
+        DataError: bad manifest, or no volume in ``splits``.
+        ConfigError: unknown mask type, out-of-range acceleration or centre fraction,
+            or an output name not ending in ``.h5``.
     """
-    manifest = _manifest(Path(store_dir))
-    rows = manifest[manifest["split"].isin(splits)].sort_values("volume")
+    out_h5 = Path(out_h5)
+    if out_h5.suffix != ".h5":
+        raise ConfigError(f"the masks file must end in .h5 (its CSV goes beside it), got {out_h5}")
+    if mask_type not in MASK_TYPES:
+        raise ConfigError(f"unknown mask type {mask_type!r}; known: {', '.join(MASK_TYPES)}")
+    if not acceleration > 1:
+        raise ConfigError(f"acceleration must be greater than 1, got {acceleration}")
+    if not 0 < center_fraction < 1 / acceleration:
+        raise ConfigError(f"center fraction must lie in (0, 1/acceleration), got {center_fraction} at {acceleration}x")
+    manifest = read_manifest_for_masks(store_dir)
+    rows = manifest[manifest["split"].isin(list(splits))].sort_values("volume")
     if rows.empty:
         raise DataError(Path(store_dir) / "manifest.csv", f"no volume in split(s) {', '.join(splits)}")
     func = create_mask_for_mask_type(mask_type, [center_fraction], [int(acceleration)])
-    out_h5 = Path(out_h5)
     table = []
-    with atomic_path(out_h5) as tmp:
-        with h5py.File(tmp, "w") as f:
+    with atomic_path(out_h5) as tmp_h5, atomic_path(out_h5.with_suffix(".csv")) as tmp_csv:
+        with h5py.File(tmp_h5, "w") as f:
             f.attrs["mask_type"] = mask_type
             f.attrs["acceleration"] = int(acceleration)
             f.attrs["center_fraction"] = float(center_fraction)
             for r in rows.itertuples(index=False):
-                mask, num_low = column_mask(func, int(r.width), seed=volume_seed(r.volume), num_rows=int(r.height))
+                # the height does not change a column mask; pass it when known for fastMRI's shape
+                height = int(r.height) if "height" in rows.columns and r.height > 0 else 1
+                mask, num_low = column_mask(func, int(r.width), seed=volume_seed(r.volume), num_rows=height)
                 realised = realised_acceleration(mask)
                 ds = f.create_dataset(r.volume, data=mask)
                 ds.attrs["num_low_frequencies"] = int(num_low)
                 ds.attrs["realised_acceleration"] = realised
                 ds.attrs["split"] = r.split
-                table.append({"volume": r.volume, "split": r.split, "acceleration": int(acceleration),
-                              "center_fraction": float(center_fraction), "num_low_frequencies": int(num_low),
-                              "realised_acceleration": realised})
-    frame = pd.DataFrame(table)
-    with atomic_path(out_h5.with_suffix(".csv")) as tmp:
-        frame.to_csv(tmp, index=False)
-    log.info("%d fixed masks at %dx: realised acceleration %.2f +- %.2f", len(frame), acceleration,
+                table.append((r.volume, r.split, int(acceleration), float(center_fraction), int(num_low), realised))
+        frame = pd.DataFrame(table, columns=list(CSV_COLUMNS))
+        frame.to_csv(tmp_csv, index=False)
+    log.info("%s: %d fixed masks at %dx, realised acceleration %.2f +- %.2f", out_h5, len(frame), acceleration,
              frame["realised_acceleration"].mean(), frame["realised_acceleration"].std(ddof=0))
     return frame
 
 
-def read_fixed_masks(path: Union[str, Path]) -> Dict[str, np.ndarray]:
+def read_fixed_masks(path: Union[str, Path], volumes: Optional[Iterable[str]] = None) -> Dict[str, np.ndarray]:
     """``{volume: (W,) uint8 mask}`` of a fixed masks file.
 
+    Args:
+        path: the ``x<acc>.h5`` file of :func:`write_fixed_masks`.
+        volumes: if given, these volumes must all be in the file.
+
     Raises:
-        DataError: missing or unreadable file.
+        DataError: missing or unreadable file, a mask that is not 1-D, or a requested
+            volume without a mask.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "fixed masks file does not exist; run `oucr masks` first")
     try:
         with h5py.File(path, "r") as f:
-            return {name: f[name][()].astype(np.uint8) for name in f}
-    except OSError as err:
+            masks = {name: f[name][()] for name in f}
+    except (OSError, TypeError, AttributeError) as err:
         raise DataError(path, f"not a readable masks file ({err})") from err
+    for name, mask in masks.items():
+        if mask.ndim != 1:
+            raise DataError(path, f"the mask of {name} has shape {mask.shape}; expected (W,)")
+    if volumes is not None:
+        missing = sorted(set(volumes) - set(masks))
+        if missing:
+            raise DataError(path, f"no fixed mask for volume(s) {', '.join(missing[:5])}"
+                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    return {name: mask.astype(np.uint8) for name, mask in masks.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``oucr masks``."""
-    parser.add_argument("--store", type=Path, required=True, help="prepared store")
-    parser.add_argument("--acceleration", type=int, required=True)
-    parser.add_argument("--center-fraction", type=float, required=True)
-    parser.add_argument("--mask-type", default="random", choices=["random", "equispaced_fraction"])
-    parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
-    parser.add_argument("--out", type=Path, required=True, help="masks file x<acc>.h5 (CSV written beside)")
+    parser.add_argument("--store", type=Path, required=True, help="prepared store (its manifest.csv is read)")
+    parser.add_argument("--acceleration", type=int, required=True, help="nominal acceleration, e.g. 4")
+    parser.add_argument("--center-fraction", type=float, required=True, help="fully sampled centre, e.g. 0.08")
+    parser.add_argument("--mask-type", default="random", choices=sorted(MASK_TYPES))
+    parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"],
+                        help="splits whose volumes get a mask (default: val test)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="masks file, e.g. results/masks/<dataset>/x4.h5 (the CSV is written beside it)")
 
 
 def run(args: argparse.Namespace) -> int:

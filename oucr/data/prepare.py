@@ -1,28 +1,39 @@
 """``oucr prepare``: raw volumes -> the prepared store of one dataset.
 
-The config's ``datasets.<name>`` section says what to read:
+The config's ``datasets.<name>`` section says what to read. Keys:
 
-``format: magnitude`` (brain volumes, the paper's HPKS protocol)
-    ``input``: folder of ``.nii`` / ``.nii.gz`` / ``.h5`` volumes (one subject each);
-    ``size``: ``[H, W]`` after cropping/resampling; ``slices_per_volume`` (default 15);
-    ``h5_key`` (default ``image``) for HDF5 inputs;
-    ``split``: ``{train, val, test}`` as subject counts (integers) or fractions
-    (default 0.7 / 0.1 / 0.2; the paper's HPKS split was 102 / 14 / 28).
+``format: magnitude`` (brain volumes, the paper's HPKS protocol; :mod:`oucr.data.volumes`)
+    ``input`` (required): folder of ``.nii`` / ``.nii.gz`` / ``.h5`` volumes, one
+    subject each (the volume name, the file name without suffix, is the subject);
+    ``size`` (required): ``[H, W]`` after cropping/resampling;
+    ``slices_per_volume`` (default 15, the paper's): central axial slices with tissue;
+    ``h5_key`` (default ``image``): the dataset of HDF5 inputs, ``(slices, H, W)``;
+    ``split`` (default ``{train: 0.7, val: 0.1, test: 0.2}``): subject counts when
+    all three are integers (the paper's HPKS split was 102 / 14 / 28; subjects
+    beyond the sum are left out), fractions otherwise (summing to at most 1).
 
-``format: fastmri`` (single-coil knee)
-    ``train_input``: folder of the fastMRI training files (training and validation
-    subjects, ``val_fraction`` of the subjects held out, default 0.1);
-    ``test_input``: folder of the fastMRI validation files (the test split, as in
-    the paper); ``size`` (default: the header's reconstruction size);
-    ``acquisitions`` (keep only these, e.g. ``[CORPD_FBK]``; default all);
-    ``tissue_slices`` (true, false or a count; see :mod:`oucr.data.fastmri`).
+``format: fastmri`` (single-coil knee; :mod:`oucr.data.fastmri`)
+    ``train_input`` (required): folder of the fastMRI training files; they give
+    the training split and a held-out validation split of whole subjects;
+    ``val_fraction`` (default 0.1) or ``val_subjects`` (an integer count) sizes
+    the held-out part (give at most one);
+    ``test_input`` (required): folder of the fastMRI validation files, the test
+    split (as in the paper);
+    ``size``: ``[H, W]`` of the centre crop (default: each file's header
+    reconstruction size, 320 x 320 for knee);
+    ``acquisitions``: keep only these (e.g. ``[CORPD_FBK, CORPDFS_FBK]``; default all);
+    ``tissue_slices`` (default true): true trims noise-only end slices, an integer
+    keeps that many central slices, false keeps all.
 
-``paper_dataset`` (HPKS or fastMRI) only labels tables. Relative paths are taken
-from the current working directory. Splits are subject-disjoint and depend
-only on the subjects and the global ``seed``.
+``paper_dataset`` (e.g. ``HPKS``, ``fastMRI``) only labels tables. Relative paths
+are taken from the current working directory. Splits are subject-disjoint and
+depend only on the subjects, the seed and the dataset name.
 
 The store is built in a temporary folder beside the destination and renamed
-into place when complete: an error leaves no partial store behind.
+into place when complete: an error (a :class:`~oucr.errors.DataError` naming the
+file and the problem, or a :class:`~oucr.errors.ConfigError` naming the key)
+leaves nothing new behind, and an existing store at the destination untouched.
+Progress is logged at INFO, one line per volume, then a summary.
 """
 
 from __future__ import annotations
@@ -33,144 +44,222 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from oucr.config import dataset_section, load_config
 from oucr.data.fastmri import read_fastmri, scan_fastmri
 from oucr.data.store import assign_splits, split_subjects, write_store
 from oucr.data.volumes import is_magnitude_file, read_magnitude, volume_name
-from oucr.engine.runtime import derive_seed
+from oucr.seeding import derive_seed
 from oucr.errors import ConfigError, DataError
 from oucr.io import apply_default_permissions
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
-MAGNITUDE_KEYS = {"paper_dataset", "format", "input", "size", "slices_per_volume", "h5_key", "split"}
-FASTMRI_KEYS = {"paper_dataset", "format", "train_input", "test_input", "size", "val_fraction", "acquisitions",
-                "tissue_slices"}
+DEFAULT_VAL_FRACTION = 0.1
+COMMON_KEYS = {"paper_dataset", "format"}
+MAGNITUDE_KEYS = COMMON_KEYS | {"input", "size", "slices_per_volume", "h5_key", "split"}
+FASTMRI_KEYS = COMMON_KEYS | {"train_input", "test_input", "size", "val_fraction", "val_subjects", "acquisitions",
+                              "tissue_slices"}
 
 
-def _folder(section: Mapping[str, Any], key: str, dataset: str) -> Path:
-    if key not in section:
-        raise ConfigError(f"datasets.{dataset}.{key} is required")
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_keys(section: Mapping[str, Any], allowed: set, name: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in datasets.{name}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _folder(section: Mapping[str, Any], key: str, name: str) -> Path:
+    if section.get(key) in (None, ""):
+        raise ConfigError(f"datasets.{name}.{key} is required (a folder)")
     folder = Path(str(section[key]))
     if not folder.is_dir():
-        raise DataError(folder, f"input folder (datasets.{dataset}.{key}) does not exist")
+        raise DataError(folder, f"input folder (datasets.{name}.{key}) does not exist")
     return folder
 
 
-def _size(section: Mapping[str, Any], dataset: str, required: bool):
+def _size(section: Mapping[str, Any], name: str, required: bool) -> Optional[Tuple[int, int]]:
     size = section.get("size")
     if size is None:
         if required:
-            raise ConfigError(f"datasets.{dataset}.size is required, e.g. [320, 320]")
+            raise ConfigError(f"datasets.{name}.size is required, e.g. [64, 64]")
         return None
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v >= 8 for v in size)):
-        raise ConfigError(f"datasets.{dataset}.size must be two integers >= 8, got {size!r}")
-    return tuple(size)
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v >= 8 for v in size)):
+        raise ConfigError(f"datasets.{name}.size must be two integers >= 8, e.g. [64, 64], got {size!r}")
+    return int(size[0]), int(size[1])
 
 
-def _check_keys(section: Mapping[str, Any], allowed: set, dataset: str) -> None:
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in datasets.{dataset}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _files(folder: Path, predicate) -> List[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and predicate(p))
+def _files(folder: Path, predicate: Callable[[Path], bool], what: str) -> List[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and predicate(p))
     if not files:
-        raise DataError(folder, "no input files found in the folder")
+        raise DataError(folder, f"no input files found in the folder (expected {what})")
     return files
 
 
-def prepare_magnitude(section: Mapping[str, Any], dataset: str, out_dir: Path, seed: int) -> int:
-    """Prepare a folder of magnitude volumes; returns the number of volumes."""
-    _check_keys(section, MAGNITUDE_KEYS, dataset)
-    folder = _folder(section, "input", dataset)
-    size = _size(section, dataset, required=True)
+def _split_shares(section: Mapping[str, Any], name: str) -> Dict[str, Union[int, float]]:
+    split = section.get("split")
+    if split is None:
+        return dict(DEFAULT_SPLIT)
+    if not isinstance(split, Mapping):
+        raise ConfigError(f"datasets.{name}.split must map train/val/test to counts or fractions, got {split!r}")
+    unknown = sorted(set(split) - {"train", "val", "test"})
+    if unknown:
+        raise ConfigError(f"datasets.{name}.split: unknown key(s) {', '.join(unknown)}; use train, val, test")
+    for k, v in split.items():
+        if not _is_number(v) or v < 0:
+            raise ConfigError(f"datasets.{name}.split.{k} must be a non-negative count or fraction, got {v!r}")
+    return {k: split.get(k, 0) for k in ("train", "val", "test")}
+
+
+def _split(subjects: List[str], shares: Mapping[str, Union[int, float]], seed: int, name: str,
+           key: str = "split") -> Dict[str, str]:
+    try:
+        return split_subjects(subjects, **shares, seed=derive_seed(seed, name, "split"))
+    except ConfigError as err:
+        raise ConfigError(f"datasets.{name}.{key}: {err}") from err
+
+
+def prepare_magnitude(section: Mapping[str, Any], out_dir: Path, seed: int, name: str) -> List[Dict[str, Any]]:
+    """Prepare a folder of magnitude volumes into ``out_dir``; returns the manifest rows."""
+    _check_keys(section, MAGNITUDE_KEYS, name)
+    size = _size(section, name, required=True)
     count = section.get("slices_per_volume", 15)
-    if count is not None and (not isinstance(count, int) or count < 1):
-        raise ConfigError(f"datasets.{dataset}.slices_per_volume must be a positive integer, got {count!r}")
-    files = _files(folder, is_magnitude_file)
+    if count is not None and (not _is_int(count) or count < 1):
+        raise ConfigError(f"datasets.{name}.slices_per_volume must be a positive integer, got {count!r}")
+    h5_key = section.get("h5_key", "image")
+    if not isinstance(h5_key, str) or not h5_key:
+        raise ConfigError(f"datasets.{name}.h5_key must be a dataset name, got {h5_key!r}")
+    shares = _split_shares(section, name)
+    folder = _folder(section, "input", name)
+    files = _files(folder, is_magnitude_file, ".nii, .nii.gz or .h5 volumes")
     names = [volume_name(p) for p in files]
     if len(set(names)) != len(names):
-        raise DataError(folder, "two files share a volume name (e.g. x.nii and x.nii.gz)")
-    assignment = split_subjects(names, section.get("split") or DEFAULT_SPLIT, derive_seed(seed, dataset, "split"))
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(folder, f"several files share the volume name(s) {', '.join(dup)} (e.g. x.nii and x.nii.gz)")
+    assignment = _split(names, shares, seed, name)
+    left_out = len(names) - len(assignment)
+    if left_out:
+        log.info("%d of %d subjects are in no split (the split counts sum to less)", left_out, len(names))
 
     def volumes():
         for path in files:
-            vol = read_magnitude(path, size, count, section.get("h5_key", "image"))
-            yield from assign_splits([vol], assignment)
+            if volume_name(path) in assignment:
+                yield from assign_splits([read_magnitude(path, size, count, h5_key)], assignment)
 
-    return len(write_store(out_dir, volumes()))
+    return write_store(out_dir, volumes()).to_dict("records")
 
 
-def prepare_fastmri(section: Mapping[str, Any], dataset: str, out_dir: Path, seed: int) -> int:
-    """Prepare fastMRI single-coil train/val folders; returns the number of volumes."""
-    _check_keys(section, FASTMRI_KEYS, dataset)
-    train_dir = _folder(section, "train_input", dataset)
-    test_dir = _folder(section, "test_input", dataset)
-    size = _size(section, dataset, required=False)
-    val_fraction = section.get("val_fraction", 0.1)
-    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ConfigError(f"datasets.{dataset}.val_fraction must lie in (0, 1), got {val_fraction!r}")
+def prepare_fastmri(section: Mapping[str, Any], out_dir: Path, seed: int, name: str) -> List[Dict[str, Any]]:
+    """Prepare fastMRI single-coil train/val folders into ``out_dir``; returns the manifest rows."""
+    _check_keys(section, FASTMRI_KEYS, name)
+    size = _size(section, name, required=False)
+    if "val_fraction" in section and "val_subjects" in section:
+        raise ConfigError(f"datasets.{name}: give val_fraction or val_subjects, not both")
+    if "val_subjects" in section:
+        val_share: Union[int, float] = section["val_subjects"]
+        if not _is_int(val_share) or val_share < 1:
+            raise ConfigError(f"datasets.{name}.val_subjects must be a positive integer, got {val_share!r}")
+    else:
+        val_share = section.get("val_fraction", DEFAULT_VAL_FRACTION)
+        if not _is_number(val_share) or not 0 < val_share < 1:
+            raise ConfigError(f"datasets.{name}.val_fraction must lie strictly between 0 and 1, got {val_share!r}")
+        val_share = float(val_share)
     acquisitions = section.get("acquisitions")
+    if acquisitions is not None and not (
+        isinstance(acquisitions, (list, tuple)) and acquisitions and all(isinstance(a, str) for a in acquisitions)
+    ):
+        raise ConfigError(
+            f"datasets.{name}.acquisitions must be a list of names, e.g. [CORPD_FBK], got {acquisitions!r}"
+        )
     tissue = section.get("tissue_slices", True)
-    is_h5 = lambda p: p.suffix in (".h5", ".hdf5")  # noqa: E731
+    if not (isinstance(tissue, bool) or (_is_int(tissue) and tissue >= 1)):
+        raise ConfigError(f"datasets.{name}.tissue_slices must be true, false or a positive count, got {tissue!r}")
+    train_dir = _folder(section, "train_input", name)
+    test_dir = _folder(section, "test_input", name)
 
     def scan(folder: Path) -> List[Dict[str, str]]:
         metas = []
-        for p in _files(folder, is_h5):
+        for p in _files(folder, lambda p: p.suffix in (".h5", ".hdf5"), "fastMRI .h5 files"):
             meta = scan_fastmri(p)
             if acquisitions and meta["acquisition"] not in acquisitions:
-                log.info("skipping %s: acquisition %s not selected", p, meta["acquisition"])
+                log.info("skipping %s: acquisition %s not selected", p, meta["acquisition"] or "(none)")
                 continue
             metas.append({**meta, "path": str(p)})
         if not metas:
-            raise DataError(folder, f"no file with acquisition in {acquisitions}")
+            raise DataError(folder, f"no file with an acquisition in {list(acquisitions or [])}")
         return metas
 
     train_meta, test_meta = scan(train_dir), scan(test_dir)
     overlap = {m["subject"] for m in train_meta} & {m["subject"] for m in test_meta}
     if overlap:
-        log.warning("%d subject(s) occur in both the train and test folders; kept as given", len(overlap))
-    held_out = split_subjects([m["subject"] for m in train_meta],
-                              {"train": 1 - float(val_fraction), "val": float(val_fraction)},
-                              derive_seed(seed, dataset, "split"))
+        log.warning("%d subject(s) occur in both %s and %s; kept as given", len(overlap), train_dir, test_dir)
+    train_subjects = [m["subject"] for m in train_meta]
+    n_subjects = len(set(train_subjects))
+    if _is_int(val_share):
+        if val_share >= n_subjects:
+            raise ConfigError(f"datasets.{name}.val_subjects={val_share} leaves no training subject "
+                              f"({n_subjects} in {train_dir})")
+        shares: Dict[str, Union[int, float]] = {"train": n_subjects - val_share, "val": val_share}
+    else:
+        shares = {"train": 1.0 - val_share, "val": val_share}
+    held_out = _split(train_subjects, shares, seed, name, "val_subjects" if _is_int(val_share) else "val_fraction")
 
     def volumes():
-        for metas, split_of in ((train_meta, lambda m: held_out[m["subject"]]), (test_meta, lambda m: "test")):
-            for m in metas:
-                vol = read_fastmri(m["path"], size, tissue)
-                vol.split = split_of(m)
-                yield vol
+        for m in train_meta:
+            vol = read_fastmri(m["path"], size, tissue)
+            vol.split = held_out[m["subject"]]
+            yield vol
+        for m in test_meta:
+            vol = read_fastmri(m["path"], size, tissue)
+            vol.split = "test"
+            yield vol
 
-    return len(write_store(out_dir, volumes()))
+    return write_store(out_dir, volumes()).to_dict("records")
 
 
-def prepare_dataset(config: Mapping[str, Any], dataset: str, out_dir: Path) -> int:
-    """Build the prepared store of ``dataset`` at ``out_dir`` (replacing an old one).
+BUILDERS = {"magnitude": prepare_magnitude, "fastmri": prepare_fastmri}
+
+
+def prepare_dataset(
+    section: Mapping[str, Any], out_dir: Union[str, Path], seed: int = 0, name: str = "dataset"
+) -> List[Dict[str, Any]]:
+    """Build the prepared store of one dataset at ``out_dir`` (replacing an old one).
+
+    Args:
+        section: the ``datasets.<name>`` config section (module docstring).
+        out_dir: the store folder to write.
+        seed: the global seed (the split seed is derived from it and ``name``).
+        name: the dataset name, used in messages and in the split seed.
 
     Returns:
-        the number of volumes written.
+        the manifest rows written.
 
     Raises:
-        ConfigError, DataError: with nothing left at ``out_dir`` (an existing store
-        there stays untouched).
+        ConfigError, DataError: with nothing new left beside or at ``out_dir``
+        (an existing store there stays untouched).
     """
-    section = dataset_section(config, dataset)
-    seed = int(config.get("seed", 0))
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"datasets.{name} must be a mapping, got {section!r}")
     fmt = section.get("format")
-    builders = {"magnitude": prepare_magnitude, "fastmri": prepare_fastmri}
-    if fmt not in builders:
-        raise ConfigError(f"datasets.{dataset}.format must be 'magnitude' or 'fastmri', got {fmt!r}")
+    if fmt not in BUILDERS:
+        raise ConfigError(f"datasets.{name}.format must be 'magnitude' or 'fastmri', got {fmt!r}")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     t0 = time.perf_counter()
     try:
-        n = builders[fmt](section, dataset, tmp, seed)
+        rows = BUILDERS[fmt](section, tmp, int(seed), name)
         apply_default_permissions(tmp, directory=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -178,8 +267,20 @@ def prepare_dataset(config: Mapping[str, Any], dataset: str, out_dir: Path) -> i
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("prepared %s: %d volumes in %.1f s -> %s", dataset, n, time.perf_counter() - t0, out_dir)
-    return n
+    summary = []
+    for split in ("train", "val", "test"):
+        part = [r for r in rows if r["split"] == split]
+        summary.append(f"{split} {len(part)} volumes / {sum(int(r['n_slices']) for r in part)} slices")
+    log.info("prepared %s (%s) in %.1f s -> %s: %s", name, fmt, time.perf_counter() - t0, out_dir, ", ".join(summary))
+    return rows
+
+
+def prepare_from_config(config: Mapping[str, Any], dataset: str, out_dir: Union[str, Path]) -> List[Dict[str, Any]]:
+    """:func:`prepare_dataset` for ``datasets.<dataset>`` of a whole config (its ``seed``, default 0)."""
+    seed = config.get("seed", 0)
+    if not _is_int(seed):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    return prepare_dataset(dataset_section(config, dataset), out_dir, seed, dataset)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,5 +292,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr prepare``."""
-    prepare_dataset(load_config(args.config), args.dataset, args.out)
+    prepare_from_config(load_config(args.config), args.dataset, args.out)
     return 0

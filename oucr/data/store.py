@@ -131,7 +131,8 @@ def split_subjects(
 
     The shares are either all integers (subject counts; subjects beyond their sum
     are left out) or fractions (any float among them; they must sum to at most 1,
-    and ``round(sum * n)`` subjects are shared out by largest remainder). The
+    ``round(sum * n)`` subjects are shared out by largest remainder, and a positive
+    fraction gets at least one subject while another split has two). The
     assignment depends only on the set of subjects and ``seed``, not on their order.
 
     Args:
@@ -167,6 +168,13 @@ def split_subjects(
         # the rounding remainder goes to the largest fractional parts (ties: train, val, test)
         for k in sorted(SPLITS, key=lambda k: counts[k] - exact[k])[: max(wanted - sum(counts.values()), 0)]:
             counts[k] += 1
+        # a positive fraction gets at least one subject, taken from the largest split
+        for k in SPLITS:
+            if shares[k] > 0 and counts[k] == 0:
+                largest = max(SPLITS, key=lambda j: counts[j])
+                if counts[largest] > 1:
+                    counts[largest] -= 1
+                    counts[k] += 1
     for k in SPLITS:
         if shares[k] > 0 and counts[k] == 0:
             raise ConfigError(f"too few subjects ({n}) to give the {k} split (share {shares[k]!r}) at least one")
@@ -217,7 +225,8 @@ class PreparedStore:
         if bad:
             raise DataError(path, f"unknown split name(s) {sorted(bad)}")
         self.manifest = manifest.sort_values("volume").reset_index(drop=True)
-        self._by_volume = {r.volume: r for r in self.manifest.itertuples(index=False)}
+        # plain dicts (not itertuples' namedtuples), so that the store pickles into DataLoader workers
+        self._by_volume = {r["volume"]: r for r in self.manifest.to_dict("records")}
 
     def volumes(self, split: Optional[str] = None) -> List[str]:
         """Volume identifiers (sorted), optionally of one split."""
@@ -233,11 +242,11 @@ class PreparedStore:
         """Path of a volume's HDF5 file."""
         if volume not in self._by_volume:
             raise DataError(self.root, f"volume {volume!r} is not in the store")
-        return self.root / self._by_volume[volume].file
+        return self.root / str(self._by_volume[volume]["file"])
 
     def width(self, volume: str) -> int:
         """Number of k-space columns of a volume."""
-        return int(self._by_volume[volume].width)
+        return int(self._by_volume[volume]["width"])
 
     def load(self, volume: str) -> Dict[str, object]:
         """Read a whole volume: ``{"kspace", "target", "attrs"}``."""

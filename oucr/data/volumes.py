@@ -9,21 +9,33 @@ Orientation and slices:
   axial slices lie along the third axis; each slice is shown with anterior up.
 - HDF5 volumes are read from a configurable key and are taken as
   ``(slices, H, W)`` stacks of axial slices.
-- The paper used 15 axial slices with brain per subject. A slice "has tissue"
-  when at least :data:`TISSUE_AREA_FRACTION` of its pixels exceed
-  :data:`TISSUE_LEVEL` of the volume's maximum; the ``slices_per_volume``
-  central slices among those are kept (all of them when fewer exist).
+- The paper used 15 axial slices with brain per subject. A pixel is tissue when
+  it exceeds :data:`TISSUE_LEVEL` times the volume's 99th intensity percentile
+  (a robust maximum, blind to a few hot voxels); a slice "has tissue" when at
+  least :data:`TISSUE_AREA_FRACTION` of its pixels are tissue; the
+  ``slices_per_volume`` central slices among those are kept (all of them when
+  fewer exist).
 
-Size: the chosen slices are cropped to the bounding box of their tissue (plus a
-margin), padded to a square, and resampled to the configured size with
-anti-aliasing (scikit-image ``resize``).
+Size: one in-plane window per volume, centred on the bounding box of the tissue
+of the chosen slices (plus :data:`MARGIN` pixels), with the aspect ratio of the
+configured size ``(h, w)``: exactly ``(h, w)`` when the tissue fits (a plain crop,
+no interpolation), otherwise the smallest window of that aspect ratio holding the
+tissue, resampled down to ``(h, w)`` with anti-aliasing (scikit-image ``resize``,
+linear). Images are never upsampled; a configured size larger than the slices is
+an error. Parts of the window outside the slice are zero. NIfTI slices with
+non-square pixels are first resampled (linearly) along their coarser axis to the
+finer spacing (:func:`square_pixels`); HDF5 stacks are taken as square-pixelled.
+
+Every problem with a file (unreadable NIfTI or HDF5, missing key, wrong
+dimensions, NaN/Inf, blank volume, size larger than the data) raises one
+:class:`oucr.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -64,25 +76,31 @@ def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarra
         import nibabel as nib
 
         try:
-            img = nib.as_closest_canonical(nib.load(str(path)))
-            data = np.asarray(img.dataobj, dtype=np.float32)
+            img = nib.load(str(path))
+            shape = img.shape
         except Exception as err:  # nibabel raises many types for broken files (zlib, EOF, header)
             raise DataError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
-        if data.ndim != 3:
-            raise DataError(path, f"expected a 3-D volume, got shape {data.shape}")
+        if len(shape) == 4 and shape[3] == 1:
+            img = img.slicer[..., 0]
+        elif len(shape) != 3:
+            raise DataError(path, f"expected a 3-D volume, got shape {shape}")
+        try:
+            img = nib.as_closest_canonical(img)
+            data = np.asarray(img.dataobj, dtype=np.float32)
+        except Exception as err:  # truncated or corrupt image data (zlib, EOF, ...)
+            raise DataError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
         # RAS: (x, y, z) -> (z, y, x) with anterior at the top of each slice
         stack = np.flip(np.transpose(data, (2, 1, 0)), axis=1)
+        stack = square_pixels(stack, float(img.header.get_zooms()[1]), float(img.header.get_zooms()[0]))
     elif path.name.endswith(HDF5_SUFFIXES):
         import h5py
 
         try:
             with h5py.File(path, "r") as f:
-                if h5_key not in f:
-                    raise DataError(path, f"missing key {h5_key!r} (keys: {', '.join(f.keys()) or 'none'})")
+                if h5_key not in f or not isinstance(f[h5_key], h5py.Dataset):
+                    raise DataError(path, f"missing dataset {h5_key!r} (keys: {', '.join(f.keys()) or 'none'})")
                 stack = np.asarray(f[h5_key][()])
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
             raise DataError(path, f"not a readable HDF5 file (truncated or corrupt?): {err}") from err
         if np.iscomplexobj(stack):
             stack = np.abs(stack)
@@ -100,9 +118,29 @@ def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarra
     return stack
 
 
+def tissue_level(stack: np.ndarray) -> float:
+    """Intensity above which a pixel counts as tissue (module docstring)."""
+    robust_max = float(np.percentile(stack, 99))
+    return TISSUE_LEVEL * (robust_max if robust_max > 0 else float(stack.max()))
+
+
+def square_pixels(stack: np.ndarray, row_spacing: float, col_spacing: float) -> np.ndarray:
+    """Resample the coarser in-plane axis of ``(S, H, W)`` slices to the finer spacing (linear).
+
+    Returns the stack unchanged when the spacings agree within 1 %.
+    """
+    if row_spacing <= 0 or col_spacing <= 0 or abs(row_spacing / col_spacing - 1) <= 0.01:
+        return stack
+    from scipy import ndimage
+
+    finest = min(row_spacing, col_spacing)
+    return ndimage.zoom(stack, (1, row_spacing / finest, col_spacing / finest), order=1, grid_mode=True,
+                        mode="grid-constant").astype(np.float32)
+
+
 def choose_slices(stack: np.ndarray, count: Optional[int]) -> np.ndarray:
     """Indices of the ``count`` central slices that contain tissue (module docstring)."""
-    level = TISSUE_LEVEL * stack.max()
+    level = tissue_level(stack)
     area = (stack > level).mean(axis=(1, 2))
     candidates = np.flatnonzero(area >= TISSUE_AREA_FRACTION)
     if count is None or len(candidates) <= count:
@@ -113,24 +151,43 @@ def choose_slices(stack: np.ndarray, count: Optional[int]) -> np.ndarray:
     return np.sort(nearest)
 
 
-def crop_resample(stack: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Tissue bounding box (+ margin), padded to a square, resized to ``size``."""
+def crop_resample(stack: np.ndarray, size: Sequence[int], path: Union[str, Path] = "<array>") -> np.ndarray:
+    """Crop (and, when the tissue is larger, downsample) slices to ``size`` (module docstring).
+
+    Args:
+        stack: magnitude slices ``(S, H, W)``.
+        size: output ``(h, w)``.
+        path: the source file, for error messages.
+
+    Returns:
+        float32 ``(S, h, w)``.
+
+    Raises:
+        DataError: if ``size`` is larger than the slices.
+    """
     from skimage.transform import resize
 
-    level = TISSUE_LEVEL * stack.max()
-    tissue = (stack > level).any(axis=0)
-    rows, cols = np.flatnonzero(tissue.any(axis=1)), np.flatnonzero(tissue.any(axis=0))
-    r0, r1 = max(rows[0] - MARGIN, 0), min(rows[-1] + MARGIN + 1, stack.shape[1])
-    c0, c1 = max(cols[0] - MARGIN, 0), min(cols[-1] + MARGIN + 1, stack.shape[2])
-    box = stack[:, r0:r1, c0:c1]
-    side = max(box.shape[1:])
-    pad_r, pad_c = side - box.shape[1], side - box.shape[2]
-    box = np.pad(box, ((0, 0), (pad_r // 2, pad_r - pad_r // 2), (pad_c // 2, pad_c - pad_c // 2)))
+    n, H, W = stack.shape
     h, w = int(size[0]), int(size[1])
-    if (side, side) == (h, w):
-        return box.astype(np.float32)
-    out = resize(box, (box.shape[0], h, w), order=1, mode="constant", anti_aliasing=side > min(h, w),
-                 preserve_range=True)
+    if h > H or w > W:
+        raise DataError(path, f"configured size {h} x {w} is larger than the slices ({H} x {W})")
+    tissue = (stack > tissue_level(stack)).any(axis=0)
+    rows, cols = np.flatnonzero(tissue.any(axis=1)), np.flatnonzero(tissue.any(axis=0))
+    if len(rows) == 0:
+        rows, cols = np.array([0, H - 1]), np.array([0, W - 1])
+    box_h = rows[-1] - rows[0] + 1 + 2 * MARGIN
+    box_w = cols[-1] - cols[0] + 1 + 2 * MARGIN
+    scale = max(box_h / h, box_w / w, 1.0)
+    win_h, win_w = max(h, int(np.ceil(h * scale))), max(w, int(np.ceil(w * scale)))
+    top = int(np.floor((rows[0] + rows[-1] + 1) / 2 - win_h / 2))
+    left = int(np.floor((cols[0] + cols[-1] + 1) / 2 - win_w / 2))
+    window = np.zeros((n, win_h, win_w), np.float32)
+    r0, r1 = max(top, 0), min(top + win_h, H)
+    c0, c1 = max(left, 0), min(left + win_w, W)
+    window[:, r0 - top : r1 - top, c0 - left : c1 - left] = stack[:, r0:r1, c0:c1]
+    if (win_h, win_w) == (h, w):
+        return window
+    out = resize(window, (n, h, w), order=1, mode="constant", anti_aliasing=True, preserve_range=True)
     return np.clip(out, 0, None).astype(np.float32)
 
 
@@ -142,6 +199,15 @@ def read_magnitude(
 ) -> PreparedVolume:
     """Read one magnitude volume into a prepared volume (split unassigned).
 
+    The target is the magnitude as a complex image with zero phase; the store
+    derives the k-space by FFT (the HPKS protocol).
+
+    Args:
+        path: a ``.nii``, ``.nii.gz`` or ``.h5`` file (one subject).
+        size: in-plane output size ``(h, w)``.
+        slices_per_volume: central slices with tissue to keep (None: all with tissue).
+        h5_key: dataset holding ``(slices, H, W)`` in HDF5 inputs.
+
     Raises:
         DataError: for unreadable or unusable files (module docstring).
     """
@@ -150,7 +216,7 @@ def read_magnitude(
     keep = choose_slices(stack, slices_per_volume)
     if len(keep) == 0:
         raise DataError(path, "no slice contains tissue (blank or nearly blank volume)")
-    image = crop_resample(stack[keep], size)
+    image = crop_resample(stack[keep], size, path)
     name = volume_name(path)
     return PreparedVolume(
         volume=name, subject=name, target=image.astype(np.complex64), source=str(path),

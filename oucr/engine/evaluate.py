@@ -29,8 +29,8 @@ import pandas as pd
 from oucr import metrics
 from oucr.analysis import BANDS, kspace_band
 from oucr.errors import DataError
-from oucr.engine.inference import locate_reconstruction, read_reconstruction
-from oucr.engine.runtime import git_commit, package_versions
+from oucr.recon_io import locate_reconstruction, read_reconstruction
+from oucr.provenance import git_commit, package_versions
 from oucr.io import atomic_path
 
 log = logging.getLogger(__name__)

@@ -1,25 +1,20 @@
-"""Running a reconstruction method over whole volumes, and the reconstruction file format.
+"""Running a reconstruction method over whole volumes.
 
 Validation during training, ``oucr reconstruct`` and the benchmark share
 :func:`predict_volumes`; every method (networks, zero-filled, CS) writes its
-output with :func:`write_reconstruction`, the fastMRI submission layout of
-docs/ARCHITECTURE.md.
+output with :func:`oucr.recon_io.write_reconstruction`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from oucr.errors import DataError
 from oucr.fft import magnitude_channels
-from oucr.io import atomic_path
 from oucr.physics import SingleCoilMRI, denormalise
 
 #: maps (image (B,2,H,W), physics) -> (B,2,H,W); a ReconModel or a plain function
@@ -103,70 +98,3 @@ def predict_volumes(
 
 def _stack(slices: Dict[int, np.ndarray]) -> np.ndarray:
     return np.stack([slices[k] for k in sorted(slices)]).astype(np.float32)
-
-
-def write_reconstruction(
-    path: Union[str, Path],
-    reconstruction: np.ndarray,
-    method: str,
-    dataset: str,
-    acceleration: int,
-    **attrs: object,
-) -> None:
-    """Write one volume's reconstruction atomically (key ``reconstruction``, float32 magnitude).
-
-    Args:
-        path: ``<recon>/<dataset>/x<acc>/<method-slug>/<volume>.h5``.
-        reconstruction: magnitude ``(S, H, W)``.
-        method, dataset, acceleration: stored as attributes.
-        **attrs: further attributes (e.g. ``device``, ``lamda``).
-    """
-    reconstruction = np.asarray(reconstruction)
-    if reconstruction.ndim != 3 or np.iscomplexobj(reconstruction):
-        raise ValueError(f"a reconstruction must be a real (slices, H, W) array, got {reconstruction.dtype} {reconstruction.shape}")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("reconstruction", data=reconstruction.astype(np.float32))
-            f.attrs["method"] = method
-            f.attrs["dataset"] = dataset
-            f.attrs["acceleration"] = int(acceleration)
-            for k, v in attrs.items():
-                f.attrs[k] = v
-
-
-def locate_reconstruction(folders: Sequence[Union[str, Path]], volume: str) -> Path:
-    """The file ``<volume>.h5`` in the first of ``folders`` that has it.
-
-    CS writes its volumes into several chunk folders; networks into one.
-
-    Raises:
-        DataError: if no folder holds the volume.
-    """
-    for folder in folders:
-        candidate = Path(folder) / f"{volume}.h5"
-        if candidate.is_file():
-            return candidate
-    raise DataError(Path(folders[0]) / f"{volume}.h5" if folders else volume,
-                    f"reconstruction of volume {volume} not found in {', '.join(map(str, folders))}")
-
-
-def read_reconstruction(path: Union[str, Path]) -> tuple:
-    """Read ``(reconstruction (S,H,W) float32, attrs dict)``.
-
-    Raises:
-        DataError: if the file is missing, unreadable or lacks ``reconstruction``.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "reconstruction file does not exist")
-    try:
-        with h5py.File(p, "r") as f:
-            if "reconstruction" not in f:
-                raise DataError(p, "no 'reconstruction' dataset in the file")
-            data = f["reconstruction"][()]
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError as err:
-        raise DataError(p, f"not a readable HDF5 file ({err})") from err
-    if data.ndim != 3:
-        raise DataError(p, f"'reconstruction' must be (slices, H, W), got shape {data.shape}")
-    return data.astype(np.float32), attrs

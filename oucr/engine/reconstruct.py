@@ -19,7 +19,8 @@ from typing import List, Optional
 import torch
 
 from oucr.errors import ConfigError, DataError
-from oucr.engine.inference import predict_volumes, write_reconstruction, zero_filled_method
+from oucr.engine.inference import predict_volumes, zero_filled_method
+from oucr.recon_io import write_reconstruction
 from oucr.engine.runtime import device_description, select_device, set_threads
 
 log = logging.getLogger(__name__)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import random
-import subprocess
-from functools import lru_cache
-from importlib import metadata
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
 
 from oucr.errors import ConfigError
+from oucr.provenance import git_commit, package_versions  # noqa: F401  (re-exported)
+from oucr.seeding import derive_seed  # noqa: F401  (re-exported for the engine)
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -58,12 +55,6 @@ def set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from any parts (Python's ``hash`` is salted per process)."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
     random.seed(seed)
@@ -94,36 +85,6 @@ def set_rng_state(state: Dict[str, object]) -> None:
     torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])  # type: ignore[arg-type]
-
-
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The project's git commit (with ``-dirty`` if modified), or ``unknown``."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def package_versions() -> str:
-    """``name=version`` of the packages that shape the numbers, ``;``-separated."""
-    names = ["oucr-benchmark", "torch", "numpy", "scipy", "scikit-image", "sigpy", "h5py"]
-    out = []
-    for n in names:
-        try:
-            out.append(f"{n}={metadata.version(n)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{n}=absent")
-    return ";".join(out)
 
 
 def device_description(device: torch.device) -> str:
