@@ -1,40 +1,46 @@
-"""PC-RNN: the pyramid convolutional RNN of Chen, Wang et al. (2021), re-implemented.
+"""PC-RNN: the pyramid convolutional RNN of Chen, Wang et al. (2019/2021), re-implemented.
 
 No public code exists; this follows the paper's description. Three ConvRNN
 modules work at scales 4, 2 and 1, coarse to fine, each refining the previous
-module's output for ``iterations`` unrolled steps with shared weights:
+module's output for ``iterations`` unrolled steps with weights shared across
+steps (not across modules). One step of a module::
 
-* encoder: a strided convolution (2 -> 64 features, kernel 8 / 4 / 3, stride
-  4 / 2 / 1) + PReLU to the module's scale;
-* recurrent unit: a convolutional GRU (3 x 3 gates) on the hidden state, followed
-  by ``res_blocks`` residual blocks (conv-PReLU-conv + skip);
-* decoder: a transposed convolution back to two channels at full resolution,
-  added to the module's input (residual), then data consistency.
+    f = PReLU(encoder(x))               strided conv 2 -> F to the module's scale
+    h = ConvGRU(f, h)                   h starts at zero
+    h = ResBlocks(h)                    res_blocks x (conv-PReLU-conv + skip)
+    x = DC(x + decoder(h))              transposed conv F -> 2 back to full size
 
-A final CNN on the concatenated outputs of the three modules
-(6 -> 64 -> 64 -> 64 -> 64 -> 2, PReLU between) followed by data consistency
-gives the result. All activations are channel-wise PReLUs.
+with encoder/decoder kernels 8 / 4 / 3 and strides 4 / 2 / 1. A final CNN on the
+concatenated outputs of the three modules (6 -> F -> F -> F -> F -> 2, PReLU
+between) followed by data consistency gives the result. All PReLUs have one slope
+per channel; all convolutions are 3 x 3 with a bias unless stated.
 
-Parameter count: 1,468,296 at the defaults (64 features, 3 residual blocks,
-final CNN of 5 convolutions), -0.93 % from the paper's 1.482 M. (With a
-four-convolution final CNN the count is 1,431,304, -3.4 %; the extra final
-convolution brings it within 1 %.)
+Parameter count: ``PCRNN(features=64, res_blocks=3, iterations=5)`` (the defaults:
+F = 64; ConvGRU gates conv(2F -> 2F), candidate conv(2F -> F); final CNN of 5
+convolutions of 64 features) has 1,468,296 parameters, -0.92 % from the paper's
+1.482 M. The design notes (DESIGN.md section 5) quote 1,479,819 for a final CNN
+of four convolutions, but do not say what recurrent unit gives that count: with
+the ConvGRU above and four final convolutions the model has 1,431,304 (-3.4 %),
+and without a gated unit (``h = PReLU(enc(x) + cell(h))``, as OUCR) about 0.77 M;
+the fifth final convolution is what brings the ConvGRU design within 1 %.
+
+Image sizes must be multiples of the largest stride (4).
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from baselines.layers import conv_stack
+from baselines.layers import checkpointed, conv_stack
 from oucr.models.base import ReconModel
 from oucr.physics import SingleCoilMRI
 
 
 class ConvGRU(nn.Module):
-    """Convolutional GRU cell with 3 x 3 gates."""
+    """Convolutional GRU cell with 3 x 3 gates: input and hidden state both have ``features`` channels."""
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -44,7 +50,7 @@ class ConvGRU(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # noqa: D102
         reset, update = torch.sigmoid(self.gates(torch.cat([x, h], dim=1))).chunk(2, dim=1)
         candidate = torch.tanh(self.candidate(torch.cat([x, reset * h], dim=1)))
-        return (1 - update) * h + update * candidate
+        return h + update * (candidate - h)  # (1 - update) * h + update * candidate
 
 
 class ResBlock(nn.Module):
@@ -59,27 +65,43 @@ class ResBlock(nn.Module):
 
 
 class ConvRNNModule(nn.Module):
-    """One pyramid level: encoder to scale ``stride``, ConvGRU + residual blocks, decoder."""
+    """One pyramid level: encoder to scale ``1 / stride``, ConvGRU + residual blocks, decoder, DC.
 
-    def __init__(self, features: int, kernel: int, stride: int, res_blocks: int, iterations: int) -> None:
+    Args:
+        features: hidden channels.
+        kernel, stride: encoder/decoder kernel size and stride (``kernel - stride`` even).
+        res_blocks: residual blocks after each GRU update.
+        iterations: unrolled steps (shared weights).
+        checkpointing: recompute each step's activations in the backward pass.
+    """
+
+    def __init__(
+        self, features: int, kernel: int, stride: int, res_blocks: int, iterations: int, checkpointing: bool = False
+    ) -> None:
         super().__init__()
         pad = (kernel - stride) // 2
         self.encoder = nn.Sequential(nn.Conv2d(2, features, kernel, stride=stride, padding=pad), nn.PReLU(features))
         self.gru = ConvGRU(features)
         self.cell = nn.Sequential(*[ResBlock(features) for _ in range(res_blocks)])
         self.decoder = nn.ConvTranspose2d(features, 2, kernel, stride=stride, padding=pad)
-        self.stride = stride
         self.iterations = iterations
+        self.checkpointing = checkpointing
 
     def forward(self, image: torch.Tensor, physics: SingleCoilMRI) -> torch.Tensor:  # noqa: D102
-        x = image
-        hidden = None
+        x, hidden = image, None
         for _ in range(self.iterations):
-            features = self.encoder(x)
-            hidden = self.gru(features, hidden if hidden is not None else torch.zeros_like(features))
-            hidden = self.cell(hidden)
-            x = physics.data_consistency(x + self.decoder(hidden, output_size=x.shape[-2:]))
+            x, hidden = checkpointed(self, lambda a, h: self._step(a, h, physics), x, hidden,
+                                     enabled=self.checkpointing)
         return x
+
+    def _step(
+        self, x: torch.Tensor, hidden: Optional[torch.Tensor], physics: SingleCoilMRI
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        features = self.encoder(x)
+        hidden = self.gru(features, torch.zeros_like(features) if hidden is None else hidden)
+        hidden = self.cell(hidden)
+        x = physics.data_consistency(x + self.decoder(hidden, output_size=x.shape[-2:]))
+        return x, hidden
 
 
 class PCRNN(ReconModel):
@@ -88,10 +110,12 @@ class PCRNN(ReconModel):
     Args:
         features: hidden channels of every module (64).
         res_blocks: residual blocks after each GRU update (3).
-        iterations: unrolled steps per module (5, as the paper's J).
-        kernels, strides: encoder/decoder kernel sizes and strides per level.
-        final_features: channels of the final CNN (64).
+        iterations: unrolled steps per module (5).
+        kernels, strides: encoder/decoder kernel sizes and strides, one per pyramid level,
+            coarse to fine ((8, 4, 3) and (4, 2, 1)).
+        final_features: channels of the final CNN (default ``features``; 64).
         final_convs: convolutions of the final CNN (5).
+        checkpointing: recompute each step's activations in the backward pass.
     """
 
     def __init__(
@@ -101,18 +125,26 @@ class PCRNN(ReconModel):
         iterations: int = 5,
         kernels: Sequence[int] = (8, 4, 3),
         strides: Sequence[int] = (4, 2, 1),
-        final_features: int = 64,
+        final_features: Optional[int] = None,
         final_convs: int = 5,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        if len(kernels) != len(strides):
-            raise ValueError("kernels and strides need one entry per pyramid level")
+        final_features = features if final_features is None else final_features
+        if features < 1 or final_features < 1 or iterations < 1 or res_blocks < 0 or final_convs < 1:
+            raise ValueError(
+                "PCRNN needs features, final_features, iterations, final_convs >= 1 and res_blocks >= 0"
+            )
+        if len(kernels) != len(strides) or not kernels:
+            raise ValueError(f"kernels {tuple(kernels)} and strides {tuple(strides)} need one entry per pyramid level")
         for k, s in zip(kernels, strides):
-            if (k - s) % 2:
-                raise ValueError(f"kernel {k} and stride {s} must differ by an even number (exact resampling)")
+            if s < 1 or k < s or (k - s) % 2:
+                raise ValueError(
+                    f"kernel {k} and stride {s}: need 1 <= stride <= kernel with an even difference (exact resampling)"
+                )
         self.size_multiple = max(strides)  # type: ignore[misc]
         self.levels = nn.ModuleList(
-            ConvRNNModule(features, k, s, res_blocks, iterations) for k, s in zip(kernels, strides)
+            ConvRNNModule(features, k, s, res_blocks, iterations, checkpointing) for k, s in zip(kernels, strides)
         )
         self.final = conv_stack([2 * len(kernels)] + [final_features] * (final_convs - 1) + [2], "prelu")
 

@@ -3,31 +3,35 @@
 As in the OUCR paper, the U-Net is "modified for data with real and imaginary
 channels and a DC layer added at the end": it maps the two-channel zero-filled
 image to a two-channel image, the zero-filled input is added back (residual
-learning; no parameters), and the shared data-consistency layer follows.
+learning, no parameters), and the shared data-consistency layer follows.
 
-Configuration reproducing the paper's 8.634 M parameters (8,633,666 exactly):
-five levels of 32/64/128/256/512 channels; at each level two 3 x 3 convolutions,
-each followed by batch normalisation and ReLU; 2 x 2 max-pooling down; up path:
-x2 nearest upsampling, a 3 x 3 convolution + BN + ReLU halving the channels,
-concatenation with the skip, then the double convolution; a final 1 x 1
-convolution 32 -> 2. Convolutions have no bias (BN follows) except the last.
-(fastMRI's own U-Net with 32 channels and 4 pools has 7.76 M, so it is not the
-paper's.)
+Configuration reproducing the paper's 8.634 M parameters (8,633,666 exactly;
+``UNet(base_channels=32, levels=5)``, the defaults): five levels of
+32/64/128/256/512 channels; at each level two 3 x 3 convolutions, each followed by
+batch normalisation and ReLU; 2 x 2 max-pooling down; up path: x2 nearest
+upsampling, a 3 x 3 convolution + BN + ReLU halving the channels, concatenation
+with the skip, then the double convolution; a final 1 x 1 convolution 32 -> 2.
+Convolutions have no bias (BN follows) except the last. (fastMRI's own U-Net with
+32 channels and 4 poolings has 7.76 M, so it is not the paper's.)
+
+Image sizes must be multiples of ``2 ** (levels - 1)`` (16 at the paper's depth).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import List
 
 import torch
 from torch import nn
 
+from baselines.layers import checkpointed
 from oucr.models.base import ReconModel
 from oucr.physics import SingleCoilMRI
 
 
 def conv_bn_relu(cin: int, cout: int) -> List[nn.Module]:
-    """3 x 3 convolution (no bias) + batch norm + ReLU."""
+    """3 x 3 convolution (no bias: BN follows) + batch norm + ReLU."""
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
@@ -40,18 +44,22 @@ class UNet(ReconModel):
     """U-Net with a residual connection and a final data-consistency layer.
 
     Args:
-        base_channels: channels of the first level (doubled at every level; paper 32).
-        levels: number of resolution levels (``levels - 1`` poolings; paper 5).
+        base_channels: channels of the first level, doubled at every level (paper 32).
+        levels: resolution levels, ``levels - 1`` poolings (paper 5).
         residual: add the input image to the network output before DC.
+        checkpointing: recompute each level's convolutions in the backward pass.
     """
 
-    def __init__(self, base_channels: int = 32, levels: int = 5, residual: bool = True) -> None:
+    def __init__(
+        self, base_channels: int = 32, levels: int = 5, residual: bool = True, checkpointing: bool = False
+    ) -> None:
         super().__init__()
         if levels < 2 or base_channels < 1:
-            raise ValueError("UNet needs at least 2 levels and a positive base_channels")
+            raise ValueError(f"UNet needs levels >= 2 and base_channels >= 1, got {levels} and {base_channels}")
         widths = [base_channels * 2**i for i in range(levels)]
         self.size_multiple = 2 ** (levels - 1)  # type: ignore[misc]
         self.residual = residual
+        self.checkpointing = checkpointing
         self.down = nn.ModuleList([double_conv(2, widths[0])])
         self.down.extend(double_conv(widths[i - 1], widths[i]) for i in range(1, levels))
         self.pool = nn.MaxPool2d(2)
@@ -67,12 +75,17 @@ class UNet(ReconModel):
         skips = []
         x = image
         for i, block in enumerate(self.down):
-            x = block(x if i == 0 else self.pool(x))
+            x = checkpointed(self, block, x if i == 0 else self.pool(x), enabled=self.checkpointing)
             skips.append(x)
-        skips.pop()
+        skips.pop()  # the deepest level feeds the up path directly
         for up, block in zip(self.up_convs, self.up_blocks):
-            x = block(torch.cat([skips.pop(), up(x)], dim=1))
+            x = checkpointed(self, partial(_up_step, up, block), skips.pop(), x, enabled=self.checkpointing)
         out = self.head(x)
         if self.residual:
             out = out + image
         return physics.data_consistency(out)
+
+
+def _up_step(up: nn.Module, block: nn.Module, skip: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One level of the up path: upsample and halve ``x``, concatenate the skip, double conv."""
+    return block(torch.cat([skip, up(x)], dim=1))

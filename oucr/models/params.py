@@ -6,7 +6,8 @@ The counts come from instantiating each model with the config's widths
 is listed with empty counts so that the table has one row per compared method.
 
 Output: CSV (``method,params,paper_params,delta_pct``) on standard output, or a
-Markdown table with ``--format md``; ``--out`` writes the CSV to a file instead.
+Markdown table with ``--format md``; ``--out FILE`` writes either to a file instead
+(atomically).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, List, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -22,30 +23,50 @@ from oucr.config import load_config
 from oucr.errors import ConfigError
 from oucr.io import atomic_path
 from oucr.models.base import count_parameters
-from oucr.models.registry import ABLATIONS, METHODS, build_model
+from oucr.models.registry import ABLATIONS, METHODS, build_model, model_config_key
 from oucr.paper import paper_params
 
 NOT_NETWORKS = {"CS"}
 
 
 def parameter_table(config: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per method of ``methods`` then per variant of ``ablation.variants`` (duplicates once).
+    """Parameter counts of the config's methods and ablation variants beside the paper's.
+
+    Args:
+        config: a loaded config; reads ``methods``, ``ablation.variants`` and ``models``
+            (constructor arguments by method name; missing entries mean the paper widths).
+
+    Returns:
+        one row per method of ``methods`` then per variant of ``ablation.variants``
+        (a name listed twice appears once), columns ``method`` (paper name),
+        ``params``, ``paper_params`` (Table 1; empty for CS and the ablation
+        variants) and ``delta_pct`` (``100 (params - paper) / paper``, 2 decimals).
 
     Raises:
-        ConfigError: for an unknown method or variant name.
+        ConfigError: for an unknown method or variant name, or model arguments
+            that the constructor rejects.
     """
-    names: List[str] = list(config.get("methods") or []) + list((config.get("ablation") or {}).get("variants") or [])
+    methods = config.get("methods") or []
+    variants = (config.get("ablation") or {}).get("variants") or []
+    models = config.get("models") or {}
+    if not isinstance(methods, list) or not isinstance(variants, list):
+        raise ConfigError("methods and ablation.variants must be lists of method names")
+    if not isinstance(models, Mapping):
+        raise ConfigError("models must map method names to constructor arguments")
     rows = []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(list(methods) + list(variants)):
         if name not in NOT_NETWORKS and name not in METHODS and name not in ABLATIONS:
             known = ", ".join(sorted(set(METHODS) | set(ABLATIONS) | NOT_NETWORKS))
             raise ConfigError(f"unknown method {name!r}; known: {known}")
-        paper = paper_params(name)
         if name in NOT_NETWORKS:
             rows.append({"method": name, "params": pd.NA, "paper_params": pd.NA, "delta_pct": pd.NA})
             continue
-        n = count_parameters(build_model(name, config.get("models")))
-        delta = (round(100.0 * (n - paper) / paper, 2) or 0.0) if paper else pd.NA  # no '-0.0'
+        try:
+            n = count_parameters(build_model(name, models))
+        except ValueError as err:
+            raise ConfigError(f"models.{model_config_key(name)}: {err}") from err
+        paper = paper_params(name)
+        delta = (round(100.0 * (n - paper) / paper, 2) or 0.0) if paper else pd.NA  # 'or 0.0': no '-0.0'
         rows.append({"method": name, "params": n, "paper_params": paper if paper else pd.NA, "delta_pct": delta})
     return pd.DataFrame(rows, columns=["method", "params", "paper_params", "delta_pct"]).astype(
         {"params": "Int64", "paper_params": "Int64", "delta_pct": "Float64"}
@@ -59,7 +80,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
     lines = ["| Method | Params | Paper | Δ (%) |", "|---|---:|---:|---:|"]
     for r in table.itertuples(index=False):
-        lines.append(f"| {r.method} | {cell(r.params, ',')} | {cell(r.paper_params, ',')} | {cell(r.delta_pct, '+.2f')} |")
+        cells = [r.method, cell(r.params, ","), cell(r.paper_params, ","), cell(r.delta_pct, "+.2f")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
