@@ -16,16 +16,23 @@ The two flavours differ only in how they resample:
   state is larger than the image (4x per axis at depth 2) and the receptive field
   stays small, which is the paper's point.
 
-Layers (``nf`` features, ``depth`` resampling stages, ``res_blocks`` blocks)::
+Layers (``nf`` features, ``depth`` resampling stages, ``res_blocks`` blocks), with
+their trainable parameters (every convolution 3 x 3 with a bias; one PReLU slope
+shared by all channels, PyTorch's default)::
 
-    encoder: conv3x3(2, nf) - ReLU - resample - conv3x3(nf, nf) - resample
-    cell:    res_blocks x [conv3x3(nf, nf) - ReLU - conv3x3(nf, nf) + skip]
-    merge:   PReLU (one shared slope)
-    decoder: resample - conv3x3(nf, nf) - ReLU - resample - conv3x3(nf, 2)
+    encoder: conv(2 -> nf)  - ReLU - resample     18 nf + nf      = 19 nf
+             conv(nf -> nf) - resample             9 nf^2 + nf
+    cell:    res_blocks x [conv(nf -> nf) - ReLU - conv(nf -> nf) + skip]
+                                                   res_blocks x (18 nf^2 + 2 nf)
+    merge:   h_j = PReLU(enc(y_j) + cell(h_{j-1}))  1
+    decoder: resample - conv(nf -> nf) - ReLU      9 nf^2 + nf
+             resample - conv(nf -> 2)              18 nf + 2
 
-With ``depth < 2`` the innermost resampling steps are dropped. All convolutions
-have a bias. This gives ``54 nf^2 + 43 nf + 3`` parameters (nf = 64: 223,939;
-nf = 128: 890,243), which with the refine module reproduces the paper's 1.192 M.
+With ``depth < 2`` the innermost resampling steps are dropped. At two residual
+blocks this is ``54 nf^2 + 43 nf + 3`` parameters: nf = 64 (OC) 223,939, nf = 128
+(UC) 890,243; with the refine module's 77,378 (:mod:`oucr.models.oucr`) the full
+OUCR has 1,191,560, the paper's 1.192 M. The hidden state starts at zero:
+``h_1 = PReLU(enc(y_1) + cell(0))`` (the cell's biases still act on it).
 
 The decoder is the mirror image of the encoder (resampling before each
 convolution). The paper's text places each decoder convolution before its
@@ -37,7 +44,7 @@ imaginary values (a biased output). The mirrored order avoids both.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -99,24 +106,33 @@ class CRNN(nn.Module):
         if not 0 <= depth <= 2:
             raise ValueError(f"depth must be 0, 1 or 2 (the module has two conv blocks), got {depth}")
         if iterations < 1 or features < 1 or res_blocks < 0:
-            raise ValueError("iterations and features must be positive, res_blocks non-negative")
+            raise ValueError(
+                f"iterations ({iterations}) and features ({features}) must be positive, "
+                f"res_blocks ({res_blocks}) non-negative"
+            )
+        #: constructor arguments, so that a freshly initialised twin can be built
+        self.config: Dict[str, Any] = dict(
+            branch=branch, features=features, iterations=iterations, res_blocks=res_blocks, depth=depth,
+            checkpointing=checkpointing,
+        )
         self.branch = branch
         self.depth = depth
         self.iterations = iterations
         self.checkpointing = checkpointing
-        step = lambda make, i: make(branch) if i < depth else nn.Identity()  # noqa: E731
+        def resample(make: Callable[[str], nn.Module], stage: int) -> nn.Module:
+            # stage 0 is the outermost; with depth < 2 the innermost stages are dropped
+            return make(branch) if stage < depth else nn.Identity()
+
         self.encoder = nn.Sequential(
-            conv3x3(2, features), nn.ReLU(inplace=True), step(_grow, 0), conv3x3(features, features), step(_grow, 1)
+            conv3x3(2, features), nn.ReLU(inplace=True), resample(_grow, 0),
+            conv3x3(features, features), resample(_grow, 1),
         )
         self.cell = nn.Sequential(*[ResidualBlock(features) for _ in range(res_blocks)])
         self.merge = nn.PReLU(num_parameters=1)
         self.decoder = nn.Sequential(
-            step(_shrink, 1), conv3x3(features, features), nn.ReLU(inplace=True), step(_shrink, 0),
+            resample(_shrink, 1), conv3x3(features, features), nn.ReLU(inplace=True), resample(_shrink, 0),
             conv3x3(features, 2),
         )
-        #: filled with the hidden state of every iteration when ``record_hidden`` is True
-        self.hidden_states: List[torch.Tensor] = []
-        self.record_hidden = False
 
     @property
     def size_multiple(self) -> int:
@@ -129,28 +145,30 @@ class CRNN(nn.Module):
         recurrent = self.cell(hidden if hidden is not None else torch.zeros_like(encoded))
         return self.merge(encoded + recurrent)
 
-    def _iteration(self, image: torch.Tensor, hidden: Optional[torch.Tensor], physics: SingleCoilMRI):
+    def iteration(
+        self, image: torch.Tensor, hidden: Optional[torch.Tensor], physics: Optional[SingleCoilMRI]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One unrolled iteration: ``(DC(dec(h_j)), h_j)``.
+
+        ``physics`` None leaves out the data consistency (used to measure the
+        receptive field of the convolutional part alone).
+        """
         hidden = self.step(image, hidden)
-        return physics.data_consistency(self.decoder(hidden)), hidden
+        out = self.decoder(hidden)
+        return (physics.data_consistency(out) if physics is not None else out), hidden
 
     def forward(self, image: torch.Tensor, physics: SingleCoilMRI) -> torch.Tensor:
-        """Run ``J`` iterations from ``image`` ``(B, 2, H, W)``; returns the last DC output."""
+        """Run ``J`` iterations from ``image`` ``(B, 2, H, W)``; returns the last DC output.
+
+        With checkpointing (and autograd on) each iteration's activations are
+        recomputed in the backward pass, so only the iteration inputs (image and
+        hidden state) stay in memory between iterations.
+        """
         hidden: Optional[torch.Tensor] = None
-        self.hidden_states = []
-        run: Callable = self._iteration
+        run: Callable = self.iteration
         for _ in range(self.iterations):
             if self.checkpointing and torch.is_grad_enabled():
                 image, hidden = checkpoint(run, image, hidden, physics, use_reentrant=False)
             else:
                 image, hidden = run(image, hidden, physics)
-            if self.record_hidden:
-                self.hidden_states.append(hidden.detach())
         return image
-
-    def local_map(self, image: torch.Tensor) -> torch.Tensor:
-        """One iteration without data consistency, from a zero hidden state.
-
-        This is the purely convolutional part whose receptive field the paper
-        discusses (data consistency mixes all pixels through the FFT).
-        """
-        return self.decoder(self.step(image, None))

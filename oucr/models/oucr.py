@@ -6,16 +6,39 @@
     y_uc = UC-CRNN(y_oc)              J iterations, DC after each
     y    = DC(RM(concat(y_oc, y_uc)))
 
-The refine module (RM) is ``conv3x3(4, 64) - ReLU - conv3x3(64, 64) - ReLU -
-conv3x3(64, 64) - conv3x3(64, 2)`` (77,378 parameters at 64 features). With the
-paper's widths (OC 64, UC 128 features, RM 64, J = 5, two residual blocks, two
-resampling stages) the model has 1,191,560 trainable parameters, the paper's
-1.192 M; :mod:`oucr.models.crnn` lists the layers of the two branches.
+The refine module (RM, Fig. 2c) is, every convolution 3 x 3 with a bias::
+
+    conv(c -> 64) - ReLU - conv(64 -> 64) - ReLU - conv(64 -> 64) - conv(64 -> 2)
+
+with ``c = 4`` on the two branches' concatenation (77,378 parameters) and ``c = 2``
+when a single branch feeds it (76,226). With the paper's widths (OC 64, UC 128
+features, RM 64, J = 5, two residual blocks, two resampling stages) the model has
+1,191,560 trainable parameters, the paper's 1.192 M; :mod:`oucr.models.crnn` lists
+the layers of the two branches.
 
 The Table 2 ablation variants are the same class with ``use_oc``, ``use_uc`` and
-``use_rm`` switched: without RM the last branch's output is the result; with a
-single branch the RM takes its 2 channels. The registry
-(:mod:`oucr.models.registry`) names them as the paper does.
+``use_rm`` switched: without RM the last branch's DC output is the result; with a
+single branch the RM takes its 2 channels; with both, OC runs first and UC starts
+from OC's output (Eq. 5). The registry (:mod:`oucr.models.registry`) names them as
+the paper does. Trainable parameters at the paper's widths:
+
+=================================  =========
+variant                            params
+=================================  =========
+UC-CRNN                              890,243
+UC-CRNN + RM                         966,469
+OC-CRNN                              223,939
+OC-CRNN + RM                         300,165
+UC-CRNN + OC-CRNN                  1,114,182
+UC-CRNN + OC-CRNN + RM (OUCR)      1,191,560
+=================================  =========
+
+Only the UC branch pools, so image sizes must be multiples of ``2 ** uc_depth``
+(:attr:`OUCR.size_multiple`; :meth:`ReconModel.check_input` raises a ValueError
+otherwise). At 320 x 320 the OC hidden state is 1280 x 1280 x 64; ``checkpointing``
+recomputes each iteration in the backward pass (``benchmarks/oucr_memory.py``
+measures what that saves), and the model runs under ``torch.autocast`` (bf16) with
+the DC steps in float32.
 """
 
 from __future__ import annotations

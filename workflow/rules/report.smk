@@ -63,14 +63,18 @@ rule inspect:
     input:
         model=lambda w: f"{R}/models/{inspect_dataset()}/x{inspect_acc()}/oucr/model.pt",
         store=lambda w: f"{R}/prepared/{inspect_dataset()}",
+        masks=lambda w: f"{R}/masks/{inspect_dataset()}/x{inspect_acc()}.h5",
     output:
         features=f"{R}/inspect/features.h5",
         receptive_field=f"{R}/inspect/receptive_field.csv",
+    params:
+        cfg=cfg_json("accelerations", "mask_type", "models"),
     log:
         f"{R}/logs/inspect.log",
     threads: 1
     shell:
-        "python -m oucr inspect --checkpoint {input.model} --store {input.store} "
+        "python -m oucr inspect --config {params.cfg:q} --checkpoint {input.model} --store {input.store} "
+        "--masks {input.masks} --split test --threads {threads} "
         "--out-features {output.features} --out-receptive-field {output.receptive_field} > {log} 2>&1"
 
 
