@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from oucr.config import load_config, training_config, with_overrides
-from oucr.engine.runtime import device_description, select_device, set_threads
+from oucr.engine.runtime import device_description, place_model, select_device, set_threads
 from oucr.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def bench_network(
     from oucr.models.registry import build_model
 
     overrides = {"checkpointing": True} if checkpointing else {}
-    model = build_model(method, model_config, **overrides).to(device)
+    model = place_model(build_model(method, model_config, **overrides), device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     image, physics, target = _random_batch(batch_size, size, 4, device)
 

@@ -49,6 +49,7 @@ from oucr.engine.inference import autocast_context, batch_to_device, predict_vol
 from oucr.engine.runtime import (
     derive_seed,
     device_description,
+    place_model,
     rng_state,
     seed_everything,
     select_device,
@@ -214,7 +215,7 @@ def train(job: TrainJob, threads: Optional[int] = None, progress: Optional[bool]
     device = select_device(job.training.device)
     seed_everything(job.seed)
     train_ds, val_ds = build_datasets(job)
-    model = build_model(job.method, None, **job.model_kwargs).to(device)
+    model = place_model(build_model(job.method, None, **job.model_kwargs), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.training.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=job.training.lr_step, gamma=job.training.lr_gamma)
     criterion = loss_function(job.training.loss)
@@ -371,7 +372,7 @@ def load_trained_model(path: Path, device: torch.device) -> tuple:
     kwargs.pop("checkpointing", None)  # inference needs no activation checkpointing
     model = build_model(blob["method"], None, **kwargs)
     model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval(), blob
+    return place_model(model, device).eval(), blob
 
 
 def default_paths(config: Mapping[str, Any], dataset: str, acceleration: int, run_name: str) -> Dict[str, Path]:
