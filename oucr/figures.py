@@ -184,29 +184,36 @@ def figure_iterations(config: Mapping[str, Any], volumes: pd.DataFrame, out: Pat
 
 
 def figure1(config: Mapping[str, Any], features: Path, receptive_field: Path, out: Path) -> None:
-    """Feature maps of the UC and OC recurrent cells and their receptive fields (Fig. 1c/d)."""
+    """Cell feature maps, effective receptive fields and their radii, per branch (Fig. 1c/d)."""
     from oucr.models.inspect import read_features
 
     plt = _pyplot()
-    maps = read_features(features)  # {"uc": (C, H, W), "oc": (C, H, W), "input": (H, W)}
+    maps = read_features(features, everything=True)
     rf = pd.read_csv(receptive_field)
     branches = [b for b in ("uc", "oc") if b in maps]
     n = max(maps[b].shape[0] for b in branches)
-    fig, axes = plt.subplots(len(branches), n + 1, figsize=(1.8 * (n + 1), 2.0 * len(branches)), squeeze=False)
-    names = {"uc": "UC-CRNN", "oc": "OC-CRNN"}
+    fig, axes = plt.subplots(len(branches), n + 2, figsize=(1.9 * (n + 2), 2.4 * len(branches)), squeeze=False)
+    # one window for every branch's receptive-field map, so that their sizes compare directly
+    half = int(rf["extent"].max()) + 3 if "extent" in rf else 10
+    names = {"uc": "UC-CRNN (undercomplete)", "oc": "OC-CRNN (overcomplete)"}
     for r, b in enumerate(branches):
         axes[r, 0].imshow(maps["input"], cmap="gray")
-        axes[r, 0].set_title("input", fontsize=8)
-        row = rf[rf["branch"] == b]
-        label = names[b]
-        if not row.empty and "radius" in row:
-            label += f"\nERF radius {float(row['radius'].iloc[0]):.1f} px"
-        axes[r, 0].set_ylabel(label, fontsize=8)
+        axes[r, 0].set_title("zero-filled input", fontsize=7)
+        axes[r, 0].set_ylabel(names[b], fontsize=8)
+        rows = rf[(rf["branch"] == b) & (rf["iterations"] == rf["iterations"].min())]
+        radii = ", ".join(f"{row.init} {row.radius:.1f}" for row in rows.itertuples())
+        erf = maps.get(f"{b}_erf")
+        if erf is not None:
+            c, h = erf.shape[0] // 2, min(half, erf.shape[0] // 2)
+            axes[r, 1].imshow(erf[c - h : c + h + 1, c - h : c + h + 1], cmap="magma")
+            axes[r, 1].set_title(f"ERF (95 % radius px)\n{radii}", fontsize=6)
+        else:
+            axes[r, 1].axis("off")
         for c in range(n):
-            ax = axes[r, c + 1]
+            ax = axes[r, c + 2]
             if c < maps[b].shape[0]:
                 ax.imshow(maps[b][c], cmap="viridis")
-                ax.set_title(f"channel {c}", fontsize=7)
+                ax.set_title(f"cell map {c} ({maps[b].shape[-1]}²)", fontsize=6)
             else:
                 ax.axis("off")
         for ax in axes[r]:
