@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, List, Mapping
 
 import numpy as np
 import pandas as pd
@@ -51,8 +51,13 @@ def save_figure(fig, png: Path) -> None:
     _pyplot().close(fig)
 
 
-def _demo_title(config: Mapping[str, Any], title: str) -> str:
-    return f"{title}  [DEMO numbers: not comparable with the paper]" if config.get("demo") else title
+def finish_figure(fig, config: Mapping[str, Any], title: str, png: Path) -> None:
+    """Title (labelled DEMO when the config says so), layout, and the PNG + PDF files."""
+    if config.get("demo"):
+        title = f"{title}  [DEMO numbers: not comparable with the paper]"
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, png)
 
 
 def _method_order(config: Mapping[str, Any]) -> List[str]:
@@ -119,10 +124,7 @@ def figure3(config: Mapping[str, Any], out: Path) -> None:
         for ax in list(img_ax) + list(err_ax):
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(_demo_title(config, "Fig. 3: reconstructions (PSNR / SSIM of the slice) and absolute errors"),
-                 fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, out)
+    finish_figure(fig, config, "Fig. 3: reconstructions (PSNR / SSIM of the slice) and absolute errors", out)
 
 
 def figure4(config: Mapping[str, Any], slices: pd.DataFrame, out: Path) -> None:
@@ -146,9 +148,7 @@ def figure4(config: Mapping[str, Any], slices: pd.DataFrame, out: Path) -> None:
             ax.set_title(f"{dataset} {acc}x: {band} frequency", fontsize=8)
             ax.set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""), fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
-    fig.suptitle(_demo_title(config, "Fig. 4: k-space analysis (low / high frequency bands)"), fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, out)
+    finish_figure(fig, config, "Fig. 4: k-space analysis (low / high frequency bands)", out)
 
 
 def figure_iterations(config: Mapping[str, Any], volumes: pd.DataFrame, out: Path) -> None:
@@ -178,9 +178,7 @@ def figure_iterations(config: Mapping[str, Any], volumes: pd.DataFrame, out: Pat
         ax.grid(alpha=0.3)
     ds = ", ".join(sorted(set(frame["dataset"])))
     acc = ", ".join(f"{a}x" for a in sorted(set(frame["acceleration"])))
-    fig.suptitle(_demo_title(config, f"OUCR: effect of the number of iterations ({ds}, {acc})"), fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, out)
+    finish_figure(fig, config, f"OUCR: effect of the number of iterations ({ds}, {acc})", out)
 
 
 def figure1(config: Mapping[str, Any], features: Path, receptive_field: Path, out: Path) -> None:
@@ -219,10 +217,7 @@ def figure1(config: Mapping[str, Any], features: Path, receptive_field: Path, ou
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(_demo_title(config, "Fig. 1c/d: recurrent-cell feature maps and effective receptive fields"),
-                 fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, out)
+    finish_figure(fig, config, "Fig. 1c/d: recurrent-cell feature maps and effective receptive fields", out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Union
@@ -50,7 +51,47 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_directory(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole.
+
+    On any exception the temporary folder is removed and an existing ``path`` is
+    left untouched, so a folder of outputs is either complete or absent.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        apply_default_permissions(tmp, directory=True)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_torch_file(path: PathLike, what: str = "torch file") -> object:
+    """``torch.load`` a file of this project (model, checkpoint) with clear errors.
+
+    Raises:
+        DataError: if the file is missing or cannot be read as a torch file.
+    """
+    import torch
+
+    from oucr.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise DataError(path, f"not a readable {what} ({err})") from err

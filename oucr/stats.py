@@ -131,14 +131,19 @@ def significance_table(per_slice: pd.DataFrame, per_volume: pd.DataFrame, refere
 def read_metric_files(paths: Iterable[Path]) -> pd.DataFrame:
     """Concatenate metric CSVs written by ``oucr evaluate``."""
     frames = []
-    for p in paths:
-        p = Path(p)
+    for p in dict.fromkeys(Path(q) for q in paths):  # a file named twice counts once
         if not p.is_file():
             raise DataError(p, "metrics file does not exist")
         frames.append(pd.read_csv(p))
     if not frames:
         raise DataError("(none)", "no metrics files given")
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in ("method", "dataset", "acceleration", "volume", "slice") if c in frame.columns]
+    duplicated = frame.duplicated(subset=keys)
+    if duplicated.any():
+        first = frame.loc[duplicated, keys].iloc[0].to_dict()
+        raise DataError(", ".join(map(str, paths)), f"{int(duplicated.sum())} duplicated metric rows, e.g. {first}")
+    return frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from oucr.config import load_config
-from oucr.errors import ConfigError, DataError
+from oucr.errors import DataError
 from oucr.io import atomic_write_text
 from oucr.paper import reported
 from oucr.stats import read_metric_files
@@ -73,6 +73,32 @@ def _params_lookup(params: Optional[pd.DataFrame]) -> Dict[str, Any]:
     return {r["method"]: r for _, r in params.iterrows()}
 
 
+def _result_row(summary: pd.DataFrame, table: str, method: str, evaluated_as: str, dataset: str,
+                paper_dataset: Optional[str], acc: int, params: Any, paper_params: Any, label: str) -> Dict[str, Any]:
+    """One tidy row: our mean/SD from ``summary`` beside the paper's value and the difference."""
+    hit = summary[(summary["method"] == evaluated_as) & (summary["dataset"] == dataset)
+                  & (summary["acceleration"] == acc)]
+    if hit.empty:
+        raise DataError(f"{dataset} x{acc}", f"no evaluated results for {method}")
+    row = hit.iloc[0].to_dict()
+    paper_psnr = _paper_value(table, method, paper_dataset, acc, "psnr")
+    paper_ssim = _paper_value(table, method, paper_dataset, acc, "ssim")
+    row.update({
+        "method": method, "params": params, "paper_params": paper_params, "paper_dataset": paper_dataset,
+        "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
+        "delta_psnr": row["psnr_mean"] - paper_psnr, "delta_ssim": row["ssim_mean"] - paper_ssim,
+        "label": label,
+    })
+    return row
+
+
+def _counts(plookup: Mapping[str, Any], method: str) -> tuple:
+    p = plookup.get(method)
+    if p is None:
+        return pd.NA, pd.NA
+    return _int_or_na(p["params"]), _int_or_na(p["paper_params"])
+
+
 def table1(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional[pd.DataFrame]) -> pd.DataFrame:
     """Tidy Table 1: Zero-filled plus the config's methods on every dataset x acceleration."""
     methods = [ZERO_FILLED] + list(config.get("methods") or [])
@@ -84,23 +110,9 @@ def table1(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional
         paper_dataset = (section or {}).get("paper_dataset")
         for acc in sorted(int(a) for a in (config.get("accelerations") or {})):
             for method in methods:
-                hit = summary[(summary["method"] == method) & (summary["dataset"] == dataset)
-                              & (summary["acceleration"] == acc)]
-                if hit.empty:
-                    raise DataError(f"{dataset} x{acc}", f"no evaluated results for {method}")
-                r = hit.iloc[0].to_dict()
-                p = plookup.get(method)
-                paper_psnr = _paper_value("table1", method, paper_dataset, acc, "psnr")
-                paper_ssim = _paper_value("table1", method, paper_dataset, acc, "ssim")
-                rows.append({
-                    **r,
-                    "params": _int_or_na(p["params"]) if p is not None else pd.NA,
-                    "paper_params": _int_or_na(p["paper_params"]) if p is not None else pd.NA,
-                    "paper_dataset": paper_dataset,
-                    "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
-                    "delta_psnr": r["psnr_mean"] - paper_psnr, "delta_ssim": r["ssim_mean"] - paper_ssim,
-                    "label": label,
-                })
+                params, paper_params = _counts(plookup, method)
+                rows.append(_result_row(summary, "table1", method, method, dataset, paper_dataset, acc,
+                                        params, paper_params, label))
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
@@ -118,22 +130,9 @@ def table2(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional
     rows = []
     for variant in variants:
         evaluated_as = "OUCR" if variant == OUCR_FULL else variant
-        hit = summary[(summary["method"] == evaluated_as) & (summary["dataset"] == dataset)
-                      & (summary["acceleration"] == acc)]
-        if hit.empty:
-            raise DataError(f"{dataset} x{acc}", f"no evaluated results for ablation variant {variant}")
-        r = hit.iloc[0].to_dict()
-        p = plookup.get(variant)
-        paper_psnr = _paper_value("table2", variant, paper_dataset, acc, "psnr")
-        paper_ssim = _paper_value("table2", variant, paper_dataset, acc, "ssim")
-        rows.append({
-            **r, "method": variant,
-            "params": _int_or_na(p["params"]) if p is not None else pd.NA,
-            "paper_params": pd.NA, "paper_dataset": paper_dataset,
-            "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
-            "delta_psnr": r["psnr_mean"] - paper_psnr, "delta_ssim": r["ssim_mean"] - paper_ssim,
-            "label": label,
-        })
+        params, _ = _counts(plookup, variant)
+        rows.append(_result_row(summary, "table2", variant, evaluated_as, dataset, paper_dataset, acc,
+                                params, pd.NA, label))
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 

@@ -1,11 +1,9 @@
 """Training, resume, reconstruction and evaluation on a tiny prepared store."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -64,3 +64,14 @@ def test_significance_table_rejects_unpaired_data():
     per_volume = per_slice.groupby(["method", "dataset", "acceleration", "volume"], as_index=False)[["psnr", "ssim", "nmse"]].mean()
     with pytest.raises(DataError, match="different"):
         significance_table(per_slice, per_volume)
+
+
+def test_metric_files_named_twice_count_once_and_duplicate_rows_are_refused(tmp_path):
+    from oucr.stats import read_metric_files
+
+    a = _metrics("OUCR", 1.0)
+    a.to_csv(tmp_path / "a.csv", index=False)
+    assert len(read_metric_files([tmp_path / "a.csv", tmp_path / "a.csv"])) == len(a)
+    a.to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(DataError, match="duplicated metric rows"):
+        read_metric_files([tmp_path / "a.csv", tmp_path / "b.csv"])

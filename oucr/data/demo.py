@@ -48,8 +48,6 @@ import argparse
 import gzip
 import hashlib
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -62,7 +60,7 @@ from scipy import ndimage
 from oucr.config import load_config
 from oucr.errors import ConfigError
 from oucr.fft import center_crop, fft2c, ifft2c
-from oucr.io import apply_default_permissions, atomic_path
+from oucr.io import atomic_directory, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -391,17 +389,8 @@ def build_demo_data(
     anatomy = load_anatomy()
     counts = {}
     for kind in kinds:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{kind}.", suffix=".tmp", dir=out))
-        try:
+        with atomic_directory(out / kind) as tmp:
             counts[kind] = BUILDERS[kind](config, tmp, anatomy, seed)
-            apply_default_permissions(tmp, directory=True)
-            final = out / kind
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     log.info("demo data (seed %d) %s in %.1f s -> %s", seed, counts, time.perf_counter() - t0, out)
     return counts
 

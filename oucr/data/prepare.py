@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
@@ -52,7 +50,7 @@ from oucr.data.store import assign_splits, split_subjects, write_store
 from oucr.data.volumes import is_magnitude_file, read_magnitude, volume_name
 from oucr.seeding import derive_seed
 from oucr.errors import ConfigError, DataError
-from oucr.io import apply_default_permissions
+from oucr.io import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -255,18 +253,9 @@ def prepare_dataset(
     if fmt not in BUILDERS:
         raise ConfigError(f"datasets.{name}.format must be 'magnitude' or 'fastmri', got {fmt!r}")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     t0 = time.perf_counter()
-    try:
+    with atomic_directory(out_dir) as tmp:
         rows = BUILDERS[fmt](section, tmp, int(seed), name)
-        apply_default_permissions(tmp, directory=True)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     summary = []
     for split in ("train", "val", "test"):
         part = [r for r in rows if r["split"] == split]

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-import numpy as np
 import pandas as pd
 import torch
 

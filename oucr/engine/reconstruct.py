@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import torch
 
 from oucr.errors import ConfigError, DataError
 from oucr.engine.inference import predict_volumes, zero_filled_method

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ from oucr.engine.runtime import (
     set_rng_state,
     set_threads,
 )
-from oucr.io import atomic_path
+from oucr.io import atomic_path, read_torch_file
 from oucr.models.base import ReconModel, count_parameters
 from oucr.models.registry import ABLATIONS, build_model, method_slug, model_config_key
 
@@ -359,13 +359,7 @@ def load_trained_model(path: Path, device: torch.device) -> tuple:
     Raises:
         DataError: if the file is missing or not a model file of this project.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "trained model file does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises several types for corrupt files
-        raise DataError(path, f"not a readable model file ({err})") from err
+    blob = read_torch_file(path, "trained model file")
     if not isinstance(blob, dict) or not {"method", "model_kwargs", "state_dict"} <= set(blob):
         raise DataError(path, "not a model file written by `oucr train` (keys method, model_kwargs, state_dict)")
     kwargs = dict(blob["model_kwargs"])

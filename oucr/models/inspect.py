@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from oucr.errors import ConfigError, DataError
-from oucr.io import atomic_path
+from oucr.io import atomic_path, read_torch_file
 from oucr.models.crnn import CRNN
 from oucr.physics import SingleCoilMRI
 
@@ -435,12 +435,7 @@ def load_inspectable(
     kwargs: Dict[str, Any] = {}
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        if not checkpoint.is_file():
-            raise DataError(checkpoint, "checkpoint file does not exist")
-        try:
-            blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        except Exception as err:  # torch raises several types for corrupt files
-            raise DataError(checkpoint, f"not a readable torch file ({err})") from err
+        blob = read_torch_file(checkpoint, "checkpoint file")
         if isinstance(blob, Mapping) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
             state = blob
         elif isinstance(blob, Mapping) and isinstance(blob.get("state_dict", blob.get("model")), Mapping):

@@ -35,7 +35,7 @@ rule tables:
     conda:
         CONDA_ENV
     input:
-        volumes=table1_metric_files("volumes") + ablation_metric_files("volumes"),
+        volumes=list(dict.fromkeys(table1_metric_files("volumes") + ablation_metric_files("volumes"))),
         params=f"{R}/tables/params.csv",
         significance=f"{R}/tables/significance.csv",
     output:
