@@ -178,3 +178,22 @@ def test_missing_dataset_gives_clear_cli_error(tiny, tmp_path, capsys):
     assert status == 2
     assert "manifest.csv missing" in capsys.readouterr().err
     assert not (tmp_path / "o" / "model.pt").exists()
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(tiny, tmp_path):
+    job = _job(tiny, tmp_path, **{"training.epochs": 1})
+    train(job, threads=1, progress=False)
+    before = job.fingerprint()
+    # rewriting the masks file (as `oucr masks` would) changes the data identity
+    import shutil
+
+    masks = tmp_path / "masks.h5"
+    shutil.copy(tiny["masks"], masks)
+    moved = _job(tiny, tmp_path, **{"training.epochs": 1})
+    moved.masks = masks
+    masks.write_bytes(masks.read_bytes())
+    assert moved.fingerprint() == before  # same bytes: same identity
+    from oucr.data.fixed_masks import write_fixed_masks
+
+    write_fixed_masks(tiny["store"], masks, 4, 0.04)  # other masks
+    assert moved.fingerprint() != before

@@ -84,9 +84,25 @@ class TrainJob:
     center_fraction: float
     mask_type: str
 
+    def data_signature(self) -> str:
+        """Identity of the training data: the manifest's and masks file's bytes, every volume's size and mtime.
+
+        Cheap even for the paper's stores (no volume is read), and it changes whenever
+        ``oucr prepare`` or ``oucr masks`` rewrites anything.
+        """
+        h = hashlib.sha256()
+        for path in (self.store / "manifest.csv", self.masks):
+            h.update(path.read_bytes() if path.is_file() else b"missing")
+        volumes = self.store / "volumes"
+        for f in sorted(volumes.glob("*.h5")) if volumes.is_dir() else []:
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()[:16]
+
     def fingerprint(self) -> str:
         """Hash of what determines the result; a checkpoint resumes only with the same one."""
         payload = {
+            "data": self.data_signature(),
             "method": self.method,
             "dataset": self.dataset,
             "acceleration": self.acceleration,
@@ -226,7 +242,7 @@ def train(job: TrainJob, threads: Optional[int] = None, progress: Optional[bool]
     best_epoch = -1
     start_epoch = 0
     ckpt_path = job.checkpoint_dir / CHECKPOINT_NAME
-    fingerprint = job.fingerprint()
+    fingerprint = job.fingerprint()  # after build_datasets: the store and masks exist
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ckpt.get("fingerprint") != fingerprint:

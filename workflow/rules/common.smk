@@ -105,6 +105,25 @@ def cfg_json(*keys, **extra):
     return json.dumps(sub, sort_keys=True)
 
 
+def train_cfg(wildcards):
+    """JSON of exactly the settings one training run depends on (so that only it reruns when they change)."""
+    method = RUNS[wildcards.run]["method"]
+    key = method if method in NETWORKS or method == "OUCR" else "OUCR"  # ablation variants use OUCR's widths
+    training = {k: v for k, v in (config.get("training") or {}).items() if k != "methods"}
+    training.update(((config.get("training") or {}).get("methods") or {}).get(method) or {})
+    return json.dumps(
+        {
+            "models": {key: (config.get("models") or {}).get(key) or {}},
+            "training": training,
+            "datasets": {wildcards.dataset: config["datasets"][wildcards.dataset]},
+            "accelerations": {str(wildcards.acc): acc_cfg(wildcards.acc)},
+            "mask_type": config.get("mask_type", "random"),
+            "seed": config.get("seed", 0),
+        },
+        sort_keys=True,
+    )
+
+
 def dataset_inputs(wildcards):
     """Raw input folders of a dataset (the demo generator's outputs when configured)."""
     section = config["datasets"][wildcards.dataset]

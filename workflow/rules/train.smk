@@ -18,7 +18,7 @@ rule train:
     params:
         method=lambda w: RUNS[w.run]["method"],
         sets=lambda w: " ".join(f"--set {s}" for s in RUNS[w.run]["sets"]),
-        cfg=lambda w: cfg_json("models", "training", "datasets", "accelerations", "mask_type", "seed"),
+        cfg=train_cfg,
         checkpoints=lambda w: f"{R}/checkpoints/{w.dataset}/x{w.acc}/{w.run}",
     log:
         f"{R}/logs/train/{{dataset}}/x{{acc}}/{{run}}.log",
