@@ -205,7 +205,8 @@ def significance_markdown(sig: pd.DataFrame, demo: bool) -> str:
              "t distribution; p-values Holm-corrected within each dataset x acceleration x metric x level.\n\n")
     if sig.empty:
         return head + "No comparisons.\n"
-    view = sig[sig["metric"].isin(["psnr", "ssim"])].copy()
+    view = sig[sig["metric"].isin(["psnr", "ssim"])].sort_values(
+        ["dataset", "acceleration", "level", "metric", "method"], kind="stable").copy()
     digits = {"psnr": 3, "ssim": 5}
     view["mean diff [95% CI]"] = [
         f"{r.mean_diff:+.{digits[r.metric]}f} [{r.ci_low:+.{digits[r.metric]}f}, {r.ci_high:+.{digits[r.metric]}f}]"
