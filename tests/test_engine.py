@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -197,3 +198,23 @@ def test_a_checkpoint_of_other_data_is_not_resumed(tiny, tmp_path):
 
     write_fixed_masks(tiny["store"], masks, 4, 0.04)  # other masks
     assert moved.fingerprint() != before
+
+
+def test_bench_writes_one_row_per_method_with_documented_columns(tmp_path):
+    from oucr.engine.bench import COLUMNS
+
+    out = tmp_path / "bench.csv"
+    tiny_config = Path(__file__).resolve().parents[1] / "config" / "tiny.yaml"
+    status = cli(["bench", "--config", str(tiny_config), "--size", "32", "--batch-size", "2", "--threads", "1",
+                  "--min-seconds", "0.01", "--methods", "CS", "OUCR", "--out", str(out)])
+    assert status == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(frame["method"]) == ["CS", "OUCR"]
+    oucr_row = frame.set_index("method").loc["OUCR"]
+    assert oucr_row["train_slices_per_s"] > 0 and oucr_row["infer_ms_per_slice"] > 0
+    assert oucr_row["train_gflop_per_step"] > 0 and oucr_row["peak_conv_gflops"] > 0
+    assert oucr_row["pct_of_conv_peak"] == pytest.approx(
+        100 * oucr_row["train_gflops"] / oucr_row["peak_conv_gflops"])
+    assert oucr_row["amp"] == "none" and oucr_row["threads"] == 1
+    assert frame.set_index("method").loc["CS", "infer_ms_per_slice"] > 0

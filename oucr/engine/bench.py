@@ -10,12 +10,17 @@ its own) on random data of the requested size:
   before it (CUDA: ``torch.cuda.max_memory_allocated``; CPU: growth of the
   maximum resident set size);
 - ``train_gflop_per_step`` / ``train_gflops``: floating-point operations of one
-  training step counted by ``torch.utils.flop_counter`` and the rate achieved;
+  training step counted by ``torch.utils.flop_counter`` and the rate achieved
+  (convolutions counted as direct convolutions, so a library using Winograd can
+  exceed the machine's multiply-add peak; with checkpointing the recomputed
+  forward pass is counted, it is work the step really does);
 - ``peak_conv_gflops`` / ``peak_matmul_gflops``: the rate of one large 3 x 3
   convolution (the faster of the two memory layouts) and of one large matrix
-  multiplication measured in the same run with the same threads, the practical
-  ceiling to compare with;
-- ``pct_of_conv_peak``: achieved training rate as a percentage of the conv peak.
+  multiplication measured in the same run with the same threads and the same
+  precision (``amp``) as the models, the practical ceiling to compare with;
+- ``pct_of_conv_peak``: achieved training rate as a percentage of the conv peak;
+- ``amp`` / ``checkpointing``: the precision and activation checkpointing the
+  row was measured with (the config's training values unless overridden).
 
 CS is not a network: its row reports only the inference latency of
 :func:`baselines.cs.reconstruct_slice` with the configured settings.
@@ -44,7 +49,7 @@ log = logging.getLogger(__name__)
 COLUMNS = [
     "method", "size", "batch_size", "params", "train_slices_per_s", "infer_ms_per_slice", "peak_mem_mb",
     "train_gflop_per_step", "train_gflops", "peak_conv_gflops", "peak_matmul_gflops", "pct_of_conv_peak",
-    "device", "threads",
+    "amp", "checkpointing", "device", "threads",
 ]
 
 
@@ -71,22 +76,25 @@ def _timed(fn, device: torch.device, min_seconds: float, min_repeats: int) -> fl
     return (time.perf_counter() - t0) / n
 
 
-def measure_peaks(device: torch.device, min_seconds: float = 1.0) -> Dict[str, float]:
+def measure_peaks(device: torch.device, min_seconds: float = 1.0, amp: str = "none") -> Dict[str, float]:
     """GFLOP/s of a 3 x 3 convolution (64 -> 64 channels, 4 x 64 x 128 x 128) and a 2048^2 matmul.
 
     The convolution is timed in both memory layouts (the models run channels-last)
-    and the faster one is the reference peak.
+    and the faster one is the reference peak. Both run under the models' autocast
+    (``amp``), so a bf16 model is compared with a bf16 ceiling.
     """
+    from oucr.engine.inference import autocast_context
+
     x = torch.randn(4, 64, 128, 128, device=device)
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
     conv_flop = 2 * 4 * 64 * 64 * 9 * 128 * 128
     best = float("inf")
-    with torch.no_grad():
+    a = torch.randn(2048, 2048, device=device)
+    with torch.no_grad(), autocast_context(device, amp):
         for layout in (torch.contiguous_format, torch.channels_last):
             xl, cl = x.to(memory_format=layout), conv.to(memory_format=layout)
             best = min(best, _timed(lambda: cl(xl), device, min_seconds, 3))
-    a = torch.randn(2048, 2048, device=device)
-    t_mm = _timed(lambda: a @ a, device, min_seconds, 3)
+        t_mm = _timed(lambda: a @ a, device, min_seconds, 3)
     return {"peak_conv_gflops": conv_flop / best / 1e9, "peak_matmul_gflops": 2 * 2048**3 / t_mm / 1e9}
 
 
@@ -206,8 +214,8 @@ def run_bench(
     checkpointing = training.checkpointing if checkpointing is None else checkpointing
     set_threads(threads)
     device = select_device(device_name)
-    peaks = measure_peaks(device)
-    log.info("peaks on %s: conv %.1f GFLOP/s, matmul %.1f GFLOP/s", device_description(device),
+    peaks = measure_peaks(device, amp=amp)
+    log.info("peaks on %s (amp %s): conv %.1f GFLOP/s, matmul %.1f GFLOP/s", device_description(device), amp,
              peaks["peak_conv_gflops"], peaks["peak_matmul_gflops"])
     rows = []
     for method in methods:
@@ -222,7 +230,8 @@ def run_bench(
             }, threads)
         if "error" in row:
             log.error("%s failed: %s", method, row["error"])
-        row.update({"size": size, "batch_size": batch_size, **peaks,
+        row.update({"size": size, "batch_size": batch_size, **peaks, "amp": amp,
+                    "checkpointing": checkpointing if method != "CS" else None,
                     "device": device_description(device), "threads": torch.get_num_threads()})
         if "train_gflops" in row:
             row["pct_of_conv_peak"] = 100.0 * row["train_gflops"] / peaks["peak_conv_gflops"]
