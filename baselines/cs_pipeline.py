@@ -27,12 +27,11 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import h5py
 import numpy as np
 
 from baselines.cs import DEFAULT_MAX_ITER, DEFAULT_REGULARISER, REGULARISERS, reconstruct_slice
 from oucr.errors import ConfigError, DataError
-from oucr.io import atomic_write_text
+from oucr.io import atomic_write_text, decoded_attrs, open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,8 @@ def normalised_slice(kspace: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, 
 
 def _masks_info(masks_file: Path) -> Dict[str, object]:
     """File attributes of a fixed masks file (``acceleration``, ``center_fraction``, ``mask_type``)."""
-    try:
-        with h5py.File(masks_file, "r") as f:
-            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError as err:
-        raise DataError(masks_file, f"not a readable masks file ({err})") from err
+    with open_hdf5(masks_file, "masks file", "; run `oucr masks` first") as f:
+        return decoded_attrs(f)
 
 
 def _volume_mask(masks: Dict[str, np.ndarray], masks_file: Path, volume: str, width: int) -> np.ndarray:

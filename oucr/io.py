@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Dict, Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -76,6 +76,38 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def open_hdf5(path: PathLike, what: str = "HDF5 file", hint: str = "") -> Iterator[Any]:
+    """Open an HDF5 file for reading, for the body of a ``with`` block, with clear errors.
+
+    Args:
+        path: the file.
+        what: what the file is, in words, for the messages ("masks file").
+        hint: appended to the missing-file message ("; run `oucr masks` first").
+
+    Raises:
+        DataError: if the file is missing, or opening or reading it inside the block
+            fails (truncated or corrupt file).
+    """
+    import h5py
+
+    from oucr.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} does not exist{hint}")
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except (OSError, RuntimeError) as err:  # h5py's errors for truncated or foreign files
+        raise DataError(path, f"not a readable {what} (truncated or corrupt?): {err}") from err
+
+
+def decoded_attrs(node: Any) -> Dict[str, Any]:
+    """The attributes of an HDF5 file, group or dataset, byte strings decoded."""
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in node.attrs.items()}
 
 
 def read_torch_file(path: PathLike, what: str = "torch file") -> object:

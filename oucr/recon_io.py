@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from oucr.errors import DataError
-from oucr.io import atomic_path
+from oucr.io import atomic_path, decoded_attrs, open_hdf5
 
 
 def write_reconstruction(
@@ -72,16 +72,11 @@ def read_reconstruction(path: Union[str, Path]) -> tuple:
         DataError: if the file is missing, unreadable or lacks ``reconstruction``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "reconstruction file does not exist")
-    try:
-        with h5py.File(p, "r") as f:
-            if "reconstruction" not in f:
-                raise DataError(p, "no 'reconstruction' dataset in the file")
-            data = f["reconstruction"][()]
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError as err:
-        raise DataError(p, f"not a readable HDF5 file ({err})") from err
+    with open_hdf5(p, "reconstruction file") as f:
+        if "reconstruction" not in f:
+            raise DataError(p, "no 'reconstruction' dataset in the file")
+        data = f["reconstruction"][()]
+        attrs = decoded_attrs(f)
     if data.ndim != 3:
         raise DataError(p, f"'reconstruction' must be (slices, H, W), got shape {data.shape}")
     return data.astype(np.float32), attrs

@@ -36,6 +36,7 @@ import numpy as np
 from oucr.data.store import PreparedVolume
 from oucr.errors import DataError
 from oucr.fft import center_crop, ifft2c
+from oucr.io import decoded_attrs, open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,9 @@ TISSUE_ENERGY_FRACTION = 0.1
 _NS = {"m": "http://www.ismrm.org/ISMRMRD"}
 
 
-def _open(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(path, f"not a readable HDF5 file (truncated or corrupt?): {err}") from err
-
-
 def _attrs(path: Path, f: h5py.File) -> Dict[str, object]:
     try:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return decoded_attrs(f)
     except (OSError, RuntimeError, UnicodeDecodeError) as err:
         raise DataError(path, f"unreadable file attributes (corrupt file?): {err}") from err
 
@@ -99,7 +93,7 @@ def scan_fastmri(path: Union[str, Path]) -> Dict[str, str]:
         DataError: unreadable file or missing ``kspace``.
     """
     path = Path(path)
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         if "kspace" not in f:
             raise DataError(path, "missing key 'kspace' (not a fastMRI single-coil file?)")
         attrs = _attrs(path, f)
@@ -143,7 +137,7 @@ def recon_size(path: Union[str, Path], size: Optional[Sequence[int]] = None) -> 
     if size is not None:
         return int(size[0]), int(size[1])
     path = Path(path)
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         if "ismrmrd_header" not in f:
             raise DataError(path, "missing key 'ismrmrd_header' and no size configured for the crop")
         try:
@@ -177,7 +171,7 @@ def read_fastmri(
     path = Path(path)
     h, w = recon_size(path, size)
     meta = scan_fastmri(path)
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         kspace = _read_kspace(path, f)
     if h > kspace.shape[-2] or w > kspace.shape[-1]:
         raise DataError(

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from oucr.errors import ConfigError, DataError
-from oucr.io import atomic_path
+from oucr.io import atomic_path, open_hdf5
 from oucr.masks import MASK_TYPES, column_mask, create_mask_for_mask_type, realised_acceleration, volume_seed
 
 log = logging.getLogger(__name__)
@@ -144,13 +144,11 @@ def read_fixed_masks(path: Union[str, Path], volumes: Optional[Iterable[str]] = 
             volume without a mask.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "fixed masks file does not exist; run `oucr masks` first")
-    try:
-        with h5py.File(path, "r") as f:
-            masks = {name: f[name][()] for name in f}
-    except (OSError, TypeError, AttributeError) as err:
-        raise DataError(path, f"not a readable masks file ({err})") from err
+    with open_hdf5(path, "masks file", "; run `oucr masks` first") as f:
+        for name in f:
+            if not isinstance(f[name], h5py.Dataset):
+                raise DataError(path, f"{name} is not a mask dataset; not a masks file of `oucr masks`")
+        masks = {name: f[name][()] for name in f}
     for name, mask in masks.items():
         if mask.ndim != 1:
             raise DataError(path, f"the mask of {name} has shape {mask.shape}; expected (W,)")

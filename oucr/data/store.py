@@ -23,7 +23,7 @@ import pandas as pd
 
 from oucr.errors import ConfigError, DataError
 from oucr.fft import fft2c
-from oucr.io import atomic_path
+from oucr.io import atomic_path, decoded_attrs
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class PreparedStore:
         path = self.path(volume)
         try:
             with h5py.File(path, "r") as f:
-                return {"kspace": f["kspace"][()], "target": f["target"][()], "attrs": _attrs(f)}
+                return {"kspace": f["kspace"][()], "target": f["target"][()], "attrs": decoded_attrs(f)}
         except (OSError, KeyError) as err:
             raise DataError(path, f"unreadable prepared volume ({err})") from err
 
@@ -267,5 +267,3 @@ class PreparedStore:
             raise DataError(path, f"unreadable prepared volume ({err})") from err
 
 
-def _attrs(f: h5py.File) -> Dict[str, object]:
-    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}

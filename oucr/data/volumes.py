@@ -41,6 +41,7 @@ import numpy as np
 
 from oucr.data.store import PreparedVolume
 from oucr.errors import DataError
+from oucr.io import open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,10 @@ def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarra
     elif path.name.endswith(HDF5_SUFFIXES):
         import h5py
 
-        try:
-            with h5py.File(path, "r") as f:
-                if h5_key not in f or not isinstance(f[h5_key], h5py.Dataset):
-                    raise DataError(path, f"missing dataset {h5_key!r} (keys: {', '.join(f.keys()) or 'none'})")
-                stack = np.asarray(f[h5_key][()])
-        except (OSError, RuntimeError) as err:
-            raise DataError(path, f"not a readable HDF5 file (truncated or corrupt?): {err}") from err
+        with open_hdf5(path) as f:
+            if h5_key not in f or not isinstance(f[h5_key], h5py.Dataset):
+                raise DataError(path, f"missing dataset {h5_key!r} (keys: {', '.join(f.keys()) or 'none'})")
+            stack = np.asarray(f[h5_key][()])
         if np.iscomplexobj(stack):
             stack = np.abs(stack)
         if stack.ndim != 3:

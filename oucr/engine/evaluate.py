@@ -22,12 +22,12 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from oucr import metrics
 from oucr.analysis import BANDS, kspace_band
+from oucr.data.fixed_masks import read_fixed_masks
 from oucr.errors import DataError
 from oucr.recon_io import locate_reconstruction, read_reconstruction
 from oucr.provenance import git_commit, package_versions
@@ -40,16 +40,7 @@ def realised_accelerations(masks_file: Path) -> dict:
     """``{volume: realised acceleration}`` from a fixed masks file."""
     from oucr.masks import realised_acceleration
 
-    path = Path(masks_file)
-    if not path.is_file():
-        raise DataError(path, "fixed masks file does not exist")
-    out = {}
-    with h5py.File(path, "r") as f:
-        for name in f:
-            ds = f[name]
-            out[name] = float(ds.attrs["realised_acceleration"]) if "realised_acceleration" in ds.attrs \
-                else realised_acceleration(ds[()])
-    return out
+    return {name: realised_acceleration(mask) for name, mask in read_fixed_masks(masks_file).items()}
 
 
 def evaluate_folder(

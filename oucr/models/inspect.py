@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from oucr.errors import ConfigError, DataError
-from oucr.io import atomic_path, read_torch_file
+from oucr.io import atomic_path, open_hdf5, read_torch_file
 from oucr.models.crnn import CRNN
 from oucr.physics import SingleCoilMRI
 
@@ -640,19 +640,12 @@ def read_features(path: Union[str, Path], everything: bool = False) -> Dict[str,
     Raises:
         DataError: if the file is missing or not a features file.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "feature-map file does not exist; run `oucr inspect`")
-    try:
-        with h5py.File(path, "r") as f:
-            if "input" not in f:
-                raise DataError(path, "not a features file of `oucr inspect` (no 'input' dataset)")
-            keys = list(f) if everything else [k for k in ("input", "oc", "uc") if k in f]
-            return {k: f[k][()] for k in keys}
-    except OSError as err:
-        raise DataError(path, f"unreadable HDF5 file ({err})") from err
+    with open_hdf5(path, "feature-map file", "; run `oucr inspect`") as f:
+        if "input" not in f:
+            raise DataError(path, "not a features file of `oucr inspect` (no 'input' dataset)")
+        keys = list(f) if everything else [k for k in ("input", "oc", "uc") if k in f]
+        return {k: f[k][()] for k in keys}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
