@@ -1,9 +1,13 @@
 """K-space band analysis of the paper's Fig. 4.
 
-A reconstruction and its reference are both restricted to the low (centre) or
-the high (periphery) spatial frequencies, by the same k-space window, and the
-restricted images are compared. Low frequencies carry contrast and overall
-shape, high frequencies edges and fine detail.
+The complex reconstruction and the complex reference are each transformed to
+k-space, restricted to the low (centre) or the high (periphery) spatial
+frequencies by the same window, transformed back, and compared by magnitude.
+Low frequencies carry contrast and overall shape, high frequencies edges and
+fine detail. The bands must be taken of the complex images: the spectrum of a
+magnitude image is not the acquired k-space (taking the magnitude mixes the
+frequencies), so a reconstruction that is exact in the low band of the acquired
+k-space would not score as exact there.
 """
 
 from __future__ import annotations
@@ -37,9 +41,16 @@ def band_window(shape: tuple, band: str, fraction: float) -> np.ndarray:
 
 
 def kspace_band(volume: np.ndarray, band: str, fraction: float) -> np.ndarray:
-    """Magnitude of a volume ``(S, H, W)`` restricted to one k-space band."""
+    """Magnitude of a complex volume ``(S, H, W)`` restricted to one band of its k-space.
+
+    Raises:
+        ValueError: for a volume that is not 3-D or not complex (a magnitude image has no
+            acquired k-space to restrict).
+    """
     volume = np.asarray(volume)
     if volume.ndim != 3:
         raise ValueError(f"expected a (slices, H, W) volume, got shape {volume.shape}")
+    if not np.iscomplexobj(volume):
+        raise ValueError("k-space bands are taken of complex images, got a real (magnitude) volume")
     window = band_window(volume.shape[-2:], band, fraction)
     return np.abs(ifft2c(fft2c(volume.astype(np.complex64)) * window)).astype(np.float32)

@@ -71,6 +71,39 @@ def ifft2c(k: Array) -> Array:
     return np.fft.fftshift(k, axes=_DIMS)
 
 
+def fft2(x: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Orthonormal 2-D FFT over the last two axes *without* the centring shifts (NumPy only).
+
+    The same transform as :func:`fft2c` in the uncentred index order:
+    ``fft2c(x) == fftshift(fft2(ifftshift(x)))`` (:func:`uncentred`, :func:`centred`). Iterative
+    solvers (CS) move to the uncentred domain once and then pay no shift per iteration.
+
+    Args:
+        x: complex array ``(..., H, W)``.
+        overwrite: allow the transform to reuse ``x``'s memory (``x`` is then garbage).
+    """
+    import scipy.fft
+
+    return scipy.fft.fft2(x, axes=_DIMS, norm="ortho", workers=1, overwrite_x=overwrite)
+
+
+def ifft2(k: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Inverse of :func:`fft2` (orthonormal, uncentred, NumPy only)."""
+    import scipy.fft
+
+    return scipy.fft.ifft2(k, axes=_DIMS, norm="ortho", workers=1, overwrite_x=overwrite)
+
+
+def uncentred(x: np.ndarray) -> np.ndarray:
+    """Centred (DC in the middle) -> uncentred order over the last two axes (``ifftshift``)."""
+    return np.fft.ifftshift(x, axes=_DIMS)
+
+
+def centred(x: np.ndarray) -> np.ndarray:
+    """Uncentred -> centred order over the last two axes (``fftshift``); the inverse of :func:`uncentred`."""
+    return np.fft.fftshift(x, axes=_DIMS)
+
+
 def center_crop(x: Array, shape: Sequence[int]) -> Array:
     """Crop the centre of the last two axes (works on complex and real data).
 

@@ -64,12 +64,47 @@ def atomic_directory(path: PathLike) -> Iterator[Path]:
     try:
         yield tmp
         apply_default_permissions(tmp, directory=True)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        replace_directory(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def replace_directory(new: PathLike, final: PathLike) -> None:
+    """Put the folder ``new`` at ``final``, replacing a folder there, with no moment where neither exists.
+
+    Where the file system can swap two folders atomically (Linux), it does, then removes the
+    old one from ``new``'s former name; elsewhere the old folder is first renamed aside (a
+    reader then briefly finds nothing at ``final``, but never a half-written folder).
+    """
+    new, final = Path(new), Path(final)
+    if not final.exists():
+        new.rename(final)
+        return
+    if _exchange(new, final):
+        shutil.rmtree(new)  # now the old folder
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
@@ -88,8 +123,9 @@ def open_hdf5(path: PathLike, what: str = "HDF5 file", hint: str = "") -> Iterat
         hint: appended to the missing-file message ("; run `oucr masks` first").
 
     Raises:
-        DataError: if the file is missing, or opening or reading it inside the block
-            fails (truncated or corrupt file).
+        DataError: if the file is missing, or opening it, or an h5py read inside the
+            block, fails (truncated or corrupt file). Other errors raised inside the block
+            (the caller's own) pass through unchanged.
     """
     import h5py
 
@@ -99,10 +135,26 @@ def open_hdf5(path: PathLike, what: str = "HDF5 file", hint: str = "") -> Iterat
     if not path.is_file():
         raise DataError(path, f"{what} does not exist{hint}")
     try:
-        with h5py.File(path, "r") as f:
-            yield f
+        f = h5py.File(path, "r")
     except (OSError, RuntimeError) as err:  # h5py's errors for truncated or foreign files
         raise DataError(path, f"not a readable {what} (truncated or corrupt?): {err}") from err
+    try:
+        with f:
+            yield f
+    except (OSError, RuntimeError) as err:
+        if not _raised_by_h5py(err):
+            raise  # the caller's own error, not a damaged file
+        raise DataError(path, f"not a readable {what} (truncated or corrupt?): {err}") from err
+
+
+def _raised_by_h5py(err: BaseException) -> bool:
+    """Whether the innermost frame of ``err``'s traceback is h5py's (a read that failed)."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("h5py")
 
 
 def decoded_attrs(node: Any) -> Dict[str, Any]:

@@ -23,12 +23,14 @@ that package. The conventions:
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 
 from oucr.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported only by the fastMRI-style call that returns a tensor, so
+    import torch   # that the NumPy-only steps (masks, evaluation, CS) start without it
 
 Seed = Optional[Union[int, Tuple[int, ...]]]
 
@@ -80,7 +82,7 @@ class MaskFunc:
 
     def __call__(
         self, shape: Sequence[int], offset: Optional[int] = None, seed: Seed = None
-    ) -> Tuple[torch.Tensor, int]:
+    ) -> Tuple["torch.Tensor", int]:
         """Draw a mask.
 
         Args:
@@ -92,6 +94,11 @@ class MaskFunc:
             ``(mask, num_low_frequencies)``: the float32 mask broadcastable to ``shape``
             and the number of fully sampled centre columns.
         """
+        mask, num_low = self.columns(shape, offset, seed)
+        return self._to_shape(mask, shape), num_low
+
+    def columns(self, shape: Sequence[int], offset: Optional[int] = None, seed: Seed = None) -> Tuple[np.ndarray, int]:
+        """The same draw as :meth:`__call__`, as a flat float32 NumPy ``(W,)`` column mask (no torch)."""
         if len(shape) < 3:
             raise ValueError("shape must have at least 3 dimensions (..., columns, 2)")
         with _seeded(self.rng, seed):
@@ -100,8 +107,7 @@ class MaskFunc:
             num_low = int(round(num_cols * center_fraction))
             center = self._center_columns(num_cols, num_low)
             outer = self.acceleration_columns(num_cols, acceleration, offset, num_low)
-        mask = np.maximum(center, np.asarray(outer, dtype=np.float32))
-        return self._to_shape(mask, shape), num_low
+        return np.maximum(center, np.asarray(outer, dtype=np.float32)), num_low
 
     def _draw_setting(self) -> Tuple[float, int]:
         # the order of the random draws is part of fastMRI's semantics
@@ -118,7 +124,9 @@ class MaskFunc:
         return mask
 
     @staticmethod
-    def _to_shape(mask: np.ndarray, shape: Sequence[int]) -> torch.Tensor:
+    def _to_shape(mask: np.ndarray, shape: Sequence[int]) -> "torch.Tensor":
+        import torch
+
         view = [1] * len(shape)
         view[-2] = shape[-2]
         return torch.from_numpy(mask.astype(np.float32).reshape(view))
@@ -142,7 +150,8 @@ class RandomMaskFunc(MaskFunc):
         self, num_cols: int, acceleration: int, offset: Optional[int], num_low: int
     ) -> np.ndarray:
         keep = (num_cols / acceleration - num_low) / (num_cols - num_low)
-        return self.rng.uniform(size=num_cols) < keep
+        # `<=` differs only when a uniform draw equals `keep` exactly (probability 0): equivalent
+        return self.rng.uniform(size=num_cols) < keep  # pragma: no mutate
 
 
 class EquispacedMaskFractionFunc(MaskFunc):
@@ -199,20 +208,19 @@ def volume_seed(volume: str) -> Tuple[int, ...]:
     return tuple(map(ord, name))
 
 
-def column_mask(mask_func: MaskFunc, num_cols: int, seed: Seed = None, num_rows: int = 1) -> Tuple[np.ndarray, int]:
+def column_mask(mask_func: MaskFunc, num_cols: int, seed: Seed = None) -> Tuple[np.ndarray, int]:
     """A flat ``(W,)`` uint8 column mask and its number of centre columns.
 
     Args:
         mask_func: the mask function.
         num_cols: number of k-space columns ``W``.
         seed: seed for this draw (e.g. :func:`volume_seed`).
-        num_rows: number of k-space rows (does not change the mask; kept for the shape).
     """
-    mask, num_low = mask_func((1, num_rows, num_cols, 2), seed=seed)
-    return mask.reshape(-1).numpy().astype(np.uint8), num_low
+    mask, num_low = mask_func.columns((1, 1, num_cols, 2), seed=seed)  # only the column count matters
+    return mask.astype(np.uint8), num_low
 
 
-def realised_acceleration(mask: Union[np.ndarray, torch.Tensor]) -> float:
+def realised_acceleration(mask: Union[np.ndarray, "torch.Tensor"]) -> float:
     """Number of k-space locations divided by the number sampled.
 
     Works for column masks of any broadcastable shape (only the count of sampled
@@ -221,7 +229,7 @@ def realised_acceleration(mask: Union[np.ndarray, torch.Tensor]) -> float:
     Raises:
         ValueError: for a mask that samples nothing.
     """
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    m = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
     sampled = int(np.count_nonzero(m))
     if sampled == 0:
         raise ValueError("the mask samples no k-space location")

@@ -130,3 +130,29 @@ def test_masks_need_a_source_and_splits_a_known_name(brain_store):
     with pytest.raises(ValueError, match="split"):
         SliceDataset(brain_store, "validation", RandomMaskFunc([0.08], [4]))
     assert len(SliceDataset(brain_store, "val", RandomMaskFunc([0.08], [4]))) == 3
+
+
+def test_a_damaged_prepared_volume_is_one_error_naming_the_file(tmp_path, brain_store):
+    """Reading a slice of a truncated volume file names the file (not a raw h5py traceback)."""
+    import shutil
+
+    from oucr.data.dataset import SliceDataset
+    from oucr.data.store import PreparedStore
+    from oucr.errors import DataError
+    from oucr.masks import RandomMaskFunc
+
+    store_dir = tmp_path / "store"
+    shutil.copytree(brain_store, store_dir)
+    store = PreparedStore(store_dir)
+    volume = store.volumes("train")[0]
+    path = store.path(volume)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # truncated
+    dataset = SliceDataset(store, "train", RandomMaskFunc([0.08], [4]))
+    index = next(i for i, (v, _) in enumerate(dataset.slice_index) if v == volume)
+    with pytest.raises(DataError) as err:
+        dataset[index]
+    assert err.value.path == str(path)
+    with pytest.raises(DataError) as err:
+        store.load(volume)
+    assert err.value.path == str(path)

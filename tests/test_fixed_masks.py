@@ -132,7 +132,7 @@ def test_manifest_needs_only_volume_split_width(tmp_path):
 
 
 @pytest.mark.parametrize("problem, write, match", [
-    ("missing manifest", None, "manifest of the prepared store not found"),
+    ("missing manifest", None, "manifest.csv missing"),
     ("missing column", lambda root: make_store(root, ROWS, columns=["volume", "split", "height"]),
      "lacks column.*width"),
     ("duplicate volume", lambda root: make_store(root, ROWS + ROWS[:1]), "more than once: file1000001"),

@@ -154,3 +154,41 @@ def test_factory_and_errors():
         masks.RandomMaskFunc([0.08, 0.04], [4])
     with pytest.raises(ValueError, match="3 dimensions"):
         masks.RandomMaskFunc([0.08], [4])((64, 2))
+
+
+def test_mask_function_argument_errors_are_stated_in_full():
+    with pytest.raises(ValueError, match=r"^center_fractions and accelerations must have the same length unless "
+                                         r"allow_any_combination is True$"):
+        masks.RandomMaskFunc([0.08, 0.04], [4])
+    for fractions, accelerations in (([], [4]), ([0.08], []), ([], [])):
+        with pytest.raises(ValueError, match="^at least one center fraction and one acceleration are needed$"):
+            masks.RandomMaskFunc(fractions, accelerations, allow_any_combination=True)
+    with pytest.raises(ValueError, match=r"^shape must have at least 3 dimensions \(\.\.\., columns, 2\)$"):
+        masks.EquispacedMaskFractionFunc([0.08], [4]).columns((64, 2))
+    with pytest.raises(ConfigError, match="^unknown mask type 'poisson'; known: random, equispaced_fraction$"):
+        masks.create_mask_for_mask_type("poisson", [0.08], [4])
+    with pytest.raises(ValueError, match="^the mask samples no k-space location$"):
+        masks.realised_acceleration(np.zeros(10))
+
+
+@pytest.mark.parametrize("cls", [masks.RandomMaskFunc, masks.EquispacedMaskFractionFunc])
+def test_columns_are_a_float32_numpy_mask(cls):
+    flat, num_low = cls([0.08], [4]).columns((1, 10, 64, 2), seed=3)
+    assert isinstance(flat, np.ndarray) and flat.dtype == np.float32 and flat.shape == (64,)
+    assert set(np.unique(flat)) == {0.0, 1.0} and num_low == 5
+
+
+def test_factory_passes_the_generator_seed_on():
+    made = masks.create_mask_for_mask_type("random", [0.08], [4], seed=7)
+    direct = masks.RandomMaskFunc([0.08], [4], seed=7)
+    for _ in range(3):  # the same unseeded stream, call after call
+        assert torch.equal(made((1, 1, 64, 2))[0], direct((1, 1, 64, 2))[0])
+    other = masks.create_mask_for_mask_type("equispaced_fraction", [0.08], [4], seed=7)
+    assert torch.equal(other((1, 1, 64, 2))[0], masks.EquispacedMaskFractionFunc([0.08], [4], seed=7)((1, 1, 64, 2))[0])
+
+
+def test_realised_acceleration_of_a_tensor_attached_to_a_graph():
+    m = torch.zeros(1, 1, 64, 1)
+    m[..., :16, :] = 1
+    m.requires_grad_(True)  # e.g. a learnt mask: NumPy cannot take it without detaching
+    assert masks.realised_acceleration(m) == 4.0

@@ -118,3 +118,79 @@ def test_shape_checks(fn, volumes):
         fn(gt.astype(np.complex64), pred)
     with pytest.raises(ValueError, match="magnitude"):
         fn(gt, pred.astype(np.complex64))
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float32"), ("float64", "float32"), ("float16", "float64"),
+                                    ("uint8", "uint8"), ("int16", "float32")])
+def test_psnr_is_scikit_images_bit_for_bit(dtypes):
+    """The project's PSNR is scikit-image's function, operation for operation, for every dtype pairing."""
+    rng = np.random.default_rng(3)
+    gt = (rng.random((3, 24, 20)) * 200).astype(dtypes[0])
+    pred = (gt.astype(np.float64) + rng.normal(0, 7, gt.shape)).clip(0, 255).astype(dtypes[1])
+    for data_range in (float(gt.max()), 255.0, 1.5):
+        assert metrics.peak_signal_noise_ratio(gt, pred, data_range) == peak_signal_noise_ratio(
+            gt, pred, data_range=data_range)
+
+
+def test_per_slice_psnr_uses_the_given_data_range(volumes):
+    gt, pred = volumes
+    ps = metrics.psnr_per_slice(gt, pred, maxval=2.0)
+    for i in range(8):
+        assert ps[i] == pytest.approx(peak_signal_noise_ratio(gt[i], pred[i], data_range=2.0), abs=1e-6)
+    assert not np.allclose(ps, metrics.psnr_per_slice(gt, pred))
+
+
+def test_complex_input_message_says_what_to_do(volumes):
+    gt, pred = volumes
+    with pytest.raises(ValueError, match=r"^metrics take magnitude \(real\) volumes; apply np.abs to complex images "
+                                         r"first$"):
+        metrics.psnr(gt.astype(np.complex64), pred)
+
+
+def _scaled_pair():
+    """A reference whose maximum is 1 and a reconstruction at twice its scale (closed-form metrics)."""
+    s, y, x = np.meshgrid(np.arange(3), np.arange(24), np.arange(20), indexing="ij")
+    gt = (s + 1) / 3 * (0.25 + 0.75 * (0.5 + 0.5 * np.sin(x / 2.0 + s) * np.cos(y / 3.0)))
+    gt /= gt.max()  # slice maxima about 1/3, 2/3 and 1
+    return gt, 2.0 * gt
+
+
+def test_metrics_are_against_the_reference_not_the_reconstruction():
+    """Swapped arguments, or the reconstruction scored against itself, give other numbers.
+
+    With pred = 2 gt: NMSE ||gt - pred||^2 / ||gt||^2 = 1 (against pred it would be 1/4), PSNR uses the
+    reference's maximum 1 (pred's maximum 2 would add 20 log10 2 = 6.02 dB).
+    """
+    gt, pred = _scaled_pair()
+    assert metrics.nmse(gt, pred) == pytest.approx(1.0)
+    assert metrics.nmse(pred, gt) == pytest.approx(0.25)
+    expected_psnr = 10 * np.log10(1.0 / np.mean(gt ** 2))
+    assert metrics.psnr(gt, pred) == pytest.approx(expected_psnr, abs=1e-9)
+    assert metrics.psnr(pred, gt) == pytest.approx(expected_psnr + 20 * np.log10(2.0), abs=1e-9)
+    np.testing.assert_allclose(metrics.nmse_per_slice(gt, pred), 1.0)
+    np.testing.assert_allclose(metrics.psnr_per_slice(gt, pred),
+                               [10 * np.log10(1.0 / np.mean(g ** 2)) for g in gt], atol=1e-9)
+    # SSIM with the reference's range differs from SSIM with the reconstruction's
+    forward = metrics.ssim(gt, pred)
+    assert forward == pytest.approx(np.mean([structural_similarity(g, p, data_range=1.0) for g, p in zip(gt, pred)]))
+    assert abs(forward - metrics.ssim(pred, gt)) > 1e-3
+    # the reconstruction against itself is perfect: a wrong target could never fail
+    assert metrics.nmse(pred, pred) == 0 and metrics.ssim(pred, pred) == pytest.approx(1.0)
+    assert forward < 0.95 and metrics.nmse(gt, pred) > 0.5
+
+
+def test_evaluate_scores_the_reconstruction_against_the_stored_target():
+    """The evaluation step's scorer passes (target, reconstruction) in that order, with the volume's range."""
+    from oucr.engine.evaluate import score_volume
+
+    gt, pred = _scaled_pair()
+    volume, per_slice = score_volume(gt.astype(np.float32), pred.astype(np.float32), None,
+                                     gt.astype(np.complex64), 0.25)
+    assert volume["nmse"] == pytest.approx(1.0, rel=1e-6)
+    assert volume["psnr"] == pytest.approx(10 * np.log10(1.0 / np.mean(gt ** 2)), abs=1e-4)
+    assert volume["ssim"] == pytest.approx(metrics.ssim(gt.astype(np.float32), pred.astype(np.float32)), abs=1e-12)
+    np.testing.assert_allclose(per_slice["psnr"], metrics.psnr_per_slice(gt, pred), atol=1e-4)
+    # the slice values use the volume's maximum (1), not each slice's
+    own_max = 10 * np.log10(gt[0].max() ** 2 / np.mean((gt[0] - pred[0]) ** 2))
+    assert per_slice["psnr"][0] > own_max + 9.0  # slice 0 peaks near 1/3: 20 log10 3 = 9.5 dB apart
+    assert np.isnan(per_slice["psnr_low"]).all()  # no complex reconstruction: no k-space bands

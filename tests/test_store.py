@@ -13,7 +13,8 @@ from conftest import tiny_brain_section, tiny_fastmri_section
 
 from oucr.cli import main
 from oucr.data.prepare import prepare_dataset
-from oucr.data.store import MANIFEST_COLUMNS, PreparedStore, PreparedVolume, split_subjects, write_store
+from oucr.data.store import (MANIFEST_COLUMNS, PreparedStore, PreparedVolume, assign_splits, split_subjects,
+                             write_store)
 from oucr.errors import ConfigError, DataError
 from oucr.fft import fft2c
 
@@ -237,3 +238,257 @@ def test_prepare_fastmri_config_errors(demo_raw, tmp_path, change, message):
         with pytest.raises(ConfigError, match=message):
             prepare_dataset(section, tmp_path / "s", seed=0, name="f")
     assert list(tmp_path.iterdir()) == []
+
+
+# subject-disjoint splits of subjects with several volumes ------------------------------------
+
+
+def _subject_volumes(n_subjects=8, per_subject=3):
+    return [_volume(f"{s}_scan{k}", s, "", shape=(1, 4, 4), seed=i * per_subject + k)
+            for i, s in enumerate(f"subj{j}" for j in range(n_subjects)) for k in range(per_subject)]
+
+
+def test_split_of_subjects_with_several_volumes_keeps_each_subject_in_one_split():
+    volumes = _subject_volumes()
+    # every volume names its subject: 24 entries, 8 subjects (counts are subjects, not volumes)
+    assignment = split_subjects([v.subject for v in volumes], train=0.5, val=0.25, test=0.25, seed=1)
+    assert len(assignment) == 8 and sorted(assignment.values()).count("train") == 4
+    kept = assign_splits(volumes, assignment)
+    assert len(kept) == 24
+    by_split = {k: [v for v in kept if v.split == k] for k in ("train", "val", "test")}
+    assert [len(by_split[k]) for k in ("train", "val", "test")] == [12, 6, 6]
+    subjects = {k: {v.subject for v in vols} for k, vols in by_split.items()}
+    assert not (subjects["train"] & subjects["val"]) and not (subjects["train"] & subjects["test"])
+    assert not (subjects["val"] & subjects["test"])
+    for v in kept:
+        assert v.split == assignment[v.subject]
+    # a split of the volumes themselves would separate the scans of a subject: this one never does
+    for subject in {v.subject for v in volumes}:
+        assert len({v.split for v in kept if v.subject == subject}) == 1
+
+
+def test_assign_splits_drops_volumes_of_unassigned_subjects_and_keeps_order():
+    volumes = _subject_volumes(4, 2)
+    kept = assign_splits(volumes, {"subj2": "test", "subj0": "train"})
+    assert [v.volume for v in kept] == ["subj0_scan0", "subj0_scan1", "subj2_scan0", "subj2_scan1"]
+    assert [v.split for v in kept] == ["train", "train", "test", "test"]
+    assert all(v.split == "" for v in volumes if v.subject in ("subj1", "subj3"))
+    assert assign_splits(volumes, {"subj1": ""}) == []
+
+
+def test_split_shares_default_to_zero_and_the_seed_to_zero():
+    only_train = split_subjects(SUBJECTS, train=3)
+    assert sorted(only_train.values()) == ["train"] * 3
+    only_val = split_subjects(SUBJECTS, val=2)
+    assert sorted(only_val.values()) == ["val"] * 2
+    assert split_subjects(SUBJECTS, 3, 1, 1) == split_subjects(SUBJECTS, 3, 1, 1, seed=0)
+    assert split_subjects(SUBJECTS, 3, 1, 1) != split_subjects(SUBJECTS, 3, 1, 1, seed=1)
+
+
+@pytest.mark.parametrize("bad", [True, "3", None, float("nan")])
+def test_split_shares_must_be_numbers(bad):
+    with pytest.raises(ConfigError, match=rf"^split.val must be a non-negative count or fraction, got {bad!r}$"):
+        split_subjects(SUBJECTS, train=2, val=bad, test=1)
+
+
+def test_split_fractions_round_to_the_nearest_total_and_tolerate_rounding():
+    # 0.93 of 20 subjects is 18.6: 19 assigned (floors 6 + 6 + 6, one remainder), not 20
+    a = split_subjects(SUBJECTS, 0.31, 0.31, 0.31, seed=0)
+    assert len(a) == 19 and [len(_groups(a)[k]) for k in ("train", "val", "test")] == [7, 6, 6]
+    assert len(split_subjects(SUBJECTS, 1 + 1e-9)) == 20  # a sum above 1 by rounding only is accepted
+    with pytest.raises(ConfigError, match="sum to 1 > 1"):
+        split_subjects(SUBJECTS, 1 + 1e-8)
+
+
+def test_a_positive_fraction_takes_a_subject_only_from_a_split_that_keeps_one():
+    with pytest.raises(ConfigError) as err:
+        split_subjects(["a", "b"], 0.5, 0.25, 0.25, seed=0)
+    assert str(err.value) == "too few subjects (2) to give the test split (share 0.25) at least one"
+    a = split_subjects(["a", "b", "c"], 0.9, 0.05, 0.05, seed=0)
+    assert sorted(a.values()) == ["test", "train", "val"]
+
+
+# volumes and the writer ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, message", [((4, 4), "got shape (4, 4)"), ((0, 4, 4), "got shape (0, 4, 4)"),
+                                            ((1, 2, 4, 4), "got shape (1, 2, 4, 4)")])
+def test_prepared_volume_must_be_a_non_empty_stack_of_slices(shape, message):
+    with pytest.raises(DataError) as err:
+        PreparedVolume("v", "s", np.zeros(shape), "/raw/v.nii", "magnitude", np.arange(1))
+    assert err.value.path == "/raw/v.nii"
+    assert err.value.problem == f"expected a non-empty (slices, H, W) volume, {message}"
+
+
+def test_prepared_volume_refuses_non_finite_images_and_normalises_types():
+    target = np.ones((1, 4, 4))
+    target[0, 1, 2] = np.inf
+    with pytest.raises(DataError) as err:
+        PreparedVolume("v", "s", target, "/raw/v.nii", "magnitude", [0])
+    assert (err.value.path, err.value.problem) == ("/raw/v.nii", "the image contains NaN or Inf values")
+    vol = PreparedVolume("v", "s", np.ones((1, 4, 4)), "/raw/v.nii", "magnitude", np.array([2.0]))
+    assert vol.target.dtype == np.complex64 and vol.slices.dtype == np.int64 and vol.slices.tolist() == [2]
+
+
+def test_write_store_records_extra_attributes_logs_each_volume_and_rewrites_a_folder(tmp_path, caplog):
+    vol = _volume("v1", "b", "train", (3, 16, 12), seed=2)
+    vol.extra_attrs = {"readout_oversampling": 2, "note": "x"}
+    with caplog.at_level("INFO", logger="oucr.data.store"):
+        manifest = write_store(tmp_path, [vol])
+    assert [r.getMessage() for r in caplog.records if r.name == "oucr.data.store"] == [
+        "wrote volumes/v1.h5 (train, subject b, 3 slices of 16 x 12) from /raw/v1.h5"]
+    assert manifest.to_dict("records") == [{"volume": "v1", "file": "volumes/v1.h5", "subject": "b", "split": "train",
+                                            "n_slices": 3, "height": 16, "width": 12, "source": "/raw/v1.h5",
+                                            "format": "fastmri"}]
+    with h5py.File(tmp_path / "volumes" / "v1.h5") as f:
+        assert f.attrs["readout_oversampling"] == 2 and f.attrs["note"] == "x"
+    # writing into an existing store folder again works (the folder exists already)
+    write_store(tmp_path, [vol, _volume("v0", "a", "test")])
+    assert list(pd.read_csv(tmp_path / "manifest.csv")["volume"]) == ["v0", "v1"]
+
+
+def test_write_store_refusals(tmp_path):
+    with pytest.raises(ValueError, match="^volume v has no split assigned$"):
+        write_store(tmp_path / "a", [_volume("v", "a", "")])
+    with pytest.raises(DataError) as err:
+        write_store(tmp_path / "b", [_volume("v", "a", "train"), _volume("v", "b", "test")])
+    assert err.value.path == "/raw/v.h5" and err.value.problem == "duplicate volume identifier 'v'"
+    with pytest.raises(DataError) as err:
+        write_store(tmp_path / "c", [])
+    assert (err.value.path, err.value.problem) == (str(tmp_path / "c"), "no volume to write (every input was skipped)")
+
+
+# the manifest reader -----------------------------------------------------------------------
+
+
+def _manifest(tmp_path, rows, columns=MANIFEST_COLUMNS):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "manifest.csv", index=False)
+    return tmp_path / "manifest.csv"
+
+
+def _row(volume, split="train", width=32, **extra):
+    row = {"volume": volume, "file": f"volumes/{volume}.h5", "subject": f"s{volume}", "split": split, "n_slices": 2,
+           "height": 16, "width": width, "source": "/raw", "format": "magnitude"}
+    row.update(extra)
+    return row
+
+
+def test_read_manifest_keeps_identifiers_as_text_sorts_and_types_sizes(tmp_path):
+    from oucr.data.store import read_manifest
+
+    _manifest(tmp_path, [_row("010", width=32.0, subject="007"), _row("002", split="val", width=1)])
+    manifest = read_manifest(tmp_path)
+    assert list(manifest.columns) == MANIFEST_COLUMNS and list(manifest.index) == [0, 1]
+    assert list(manifest["volume"]) == ["002", "010"]  # text, not the numbers 2 and 10
+    assert list(manifest["subject"]) == ["s002", "007"]
+    assert list(manifest["width"]) == [1, 32] and manifest["width"].dtype.kind == "i"
+    assert manifest["height"].dtype.kind == "i" and manifest["n_slices"].dtype.kind == "i"
+    # only the needed columns; sizes that are present are still checked and typed
+    _manifest(tmp_path / "masks", [{"volume": "a", "split": "test", "height": 16.0}], ["volume", "split", "height"])
+    small = read_manifest(tmp_path / "masks", required=("volume", "split"))
+    assert small["height"].tolist() == [16] and small["height"].dtype.kind == "i"
+    _manifest(tmp_path / "nosplit", [{"volume": "a", "width": 8}], ["volume", "width"])
+    assert read_manifest(tmp_path / "nosplit", required=("volume",))["width"].tolist() == [8]
+    # numeric-looking subjects stay text; slice counts written as floats are read as integers
+    _manifest(tmp_path / "numeric", [_row("a", subject="007", n_slices=3.0), _row("b", subject="010", n_slices=2.0)])
+    numeric = read_manifest(tmp_path / "numeric")
+    assert list(numeric["subject"]) == ["007", "010"]
+    assert list(numeric["n_slices"]) == [3, 2] and numeric["n_slices"].dtype.kind == "i"
+
+
+@pytest.mark.parametrize("rows, columns, problem", [
+    ([_row("a", split="training")], MANIFEST_COLUMNS, "unknown split name(s) ['training']"),
+    ([_row(f"v{i}") for i in range(7)] * 2, MANIFEST_COLUMNS,
+     "manifest lists volume(s) more than once: v0, v1, v2, v3, v4"),
+    ([_row(f"v{i}", width=w) for i, w in enumerate([0, -3, 2.5, "abc", 8, 0, 0, 0])], MANIFEST_COLUMNS,
+     "width is not a positive integer for volume(s) v0, v1, v2, v3, v5"),
+    ([_row("a")], [c for c in MANIFEST_COLUMNS if c not in ("split", "width")], "manifest lacks column(s) split, width"),
+    ([_row("a", n_slices=0), _row("b")], MANIFEST_COLUMNS, "n_slices is not a positive integer for volume(s) a"),
+    ([_row("a"), _row("b", height=1.5)], MANIFEST_COLUMNS, "height is not a positive integer for volume(s) b"),
+])
+def test_read_manifest_refusals_name_the_manifest(tmp_path, rows, columns, problem):
+    path = _manifest(tmp_path, rows, columns)
+    with pytest.raises(DataError) as err:
+        PreparedStore(tmp_path)
+    assert err.value.path == str(path) and err.value.problem == problem
+
+
+def test_missing_or_empty_manifest(tmp_path):
+    with pytest.raises(DataError) as err:
+        PreparedStore(tmp_path)
+    assert err.value.path == str(tmp_path / "manifest.csv")
+    assert err.value.problem == "not a prepared store (manifest.csv missing); run `oucr prepare` first"
+    (tmp_path / "manifest.csv").write_text("")
+    with pytest.raises(DataError) as err:
+        PreparedStore(tmp_path)
+    assert err.value.path == str(tmp_path / "manifest.csv") and err.value.problem.startswith("unreadable manifest (")
+
+
+# the reader ------------------------------------------------------------------------------
+
+
+def test_store_reader_slices_widths_and_source_slices(tmp_path):
+    vols = [_volume("v1", "a", "train", (3, 16, 12), seed=1), _volume("v2", "b", "test", (2, 16, 10), seed=2)]
+    write_store(tmp_path, vols)
+    store = PreparedStore(tmp_path)
+    assert store.slices() == [("v1", 0), ("v1", 1), ("v1", 2), ("v2", 0), ("v2", 1)]
+    assert store.slices("test") == [("v2", 0), ("v2", 1)]
+    assert store.width("v2") == 10 and type(store.width("v2")) is int
+    np.testing.assert_array_equal(store.source_slices("v1"), [3, 4, 5])
+    assert store.source_slices("v1").dtype == np.int64
+    one = store.load_slice("v1", 2)
+    np.testing.assert_array_equal(one["target"], vols[0].target[2])
+    np.testing.assert_allclose(one["kspace"], fft2c(vols[0].target[2]), atol=1e-5)
+    assert one["max"] == pytest.approx(float(np.abs(vols[0].target).max())) and type(one["max"]) is float
+    assert sorted(one) == ["kspace", "max", "target"]
+    with pytest.raises(DataError) as err:
+        store.path("v9")
+    assert (err.value.path, err.value.problem) == (str(tmp_path), "volume 'v9' is not in the store")
+
+
+def test_source_slices_default_and_disagreement(tmp_path):
+    write_store(tmp_path, [_volume("v1", "a", "train", (3, 4, 4))])
+    store = PreparedStore(tmp_path)
+    path = tmp_path / "volumes" / "v1.h5"
+    with h5py.File(path, "r+") as f:
+        del f.attrs["slices"]
+    np.testing.assert_array_equal(store.source_slices("v1"), [0, 1, 2])  # absent: the prepared order
+    with h5py.File(path, "r+") as f:
+        f.attrs["slices"] = np.array([4, 5, 6], dtype=np.int32)  # another integer type (an older writer)
+    assert store.source_slices("v1").dtype == np.int64 and store.source_slices("v1").tolist() == [4, 5, 6]
+    with h5py.File(path, "r+") as f:
+        f.attrs["slices"] = np.arange(5)
+    with pytest.raises(DataError) as err:
+        store.source_slices("v1")
+    assert err.value.path == str(path)
+    assert err.value.problem == "attribute 'slices' has 5 entries, the manifest says 3 slices"
+
+
+def test_damaged_volume_files_are_data_errors_naming_the_file(tmp_path):
+    write_store(tmp_path, [_volume("v1", "a", "train", (2, 4, 4))])
+    store = PreparedStore(tmp_path)
+    path = tmp_path / "volumes" / "v1.h5"
+    with h5py.File(path, "r+") as f:
+        del f["kspace"]
+        del f.attrs["max"]
+    for read in (lambda: store.load("v1"), lambda: store.load_slice("v1", 0)):
+        with pytest.raises(DataError) as err:
+            read()
+        assert err.value.path == str(path)
+    with pytest.raises(DataError) as err:
+        store.load("v1")
+    assert err.value.problem == "prepared volume lacks kspace; run `oucr prepare` again"
+    with pytest.raises(DataError) as err:
+        store.load_slice("v1", 0)
+    assert err.value.problem == "prepared volume lacks kspace, attribute max; run `oucr prepare` again"
+    with h5py.File(path, "r+") as f:
+        del f["target"]
+    with pytest.raises(DataError) as err:
+        store.load("v1")
+    assert err.value.problem == "prepared volume lacks kspace, target; run `oucr prepare` again"
+    path.unlink()
+    for read in (store.load, store.source_slices, lambda v: store.load_slice(v, 0)):
+        with pytest.raises(DataError) as err:
+            read("v1")
+        assert (err.value.path, err.value.problem) == (str(path), "prepared volume does not exist")

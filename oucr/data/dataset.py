@@ -27,7 +27,7 @@ from oucr.data.store import SPLITS, PreparedStore
 from oucr.errors import DataError
 from oucr.fft import complex_to_channels
 from oucr.masks import MaskFunc, column_mask, volume_seed
-from oucr.physics import normalisation_factor, zero_filled
+from oucr.physics import noise_seed, normalised_measurement, zero_filled
 
 
 class SliceDataset(Dataset):
@@ -42,6 +42,9 @@ class SliceDataset(Dataset):
         fixed: use fixed per-volume masks; default True except for ``train``.
         open_files: how many volume files to keep open (an LRU), so that a large
             store is never loaded whole.
+        noise_snr_db: add complex Gaussian noise at this SNR to the measured k-space
+            (:func:`oucr.physics.measurement_noise`; the draw is fixed per volume and
+            slice, the same for every method), or None.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class SliceDataset(Dataset):
         seed: int = 0,
         fixed: Optional[bool] = None,
         open_files: int = 16,
+        noise_snr_db: Optional[float] = None,
     ) -> None:
         if open_files < 1:
             raise ValueError(f"open_files must be at least 1, got {open_files}")
@@ -65,6 +69,7 @@ class SliceDataset(Dataset):
         self.fixed = (split != "train") if fixed is None else fixed
         self.epoch = 0
         self.masks_file = Path(masks_file) if masks_file is not None else None
+        self.noise_snr_db = noise_snr_db
         self.slice_index: List[Tuple[str, int]] = self.store.slices(split)
         self._files: "OrderedDict[str, h5py.File]" = OrderedDict()
         self._open_files = open_files
@@ -104,8 +109,11 @@ class SliceDataset(Dataset):
         self._files[volume] = f
         return f
 
-    def mask_for(self, volume: str, index: int, width: int) -> np.ndarray:
+    def mask_for(self, volume: str, index: int, width: int, epoch: Optional[int] = None) -> np.ndarray:
         """The ``(W,)`` uint8 column mask of item ``index`` (a slice of ``volume``).
+
+        Args:
+            epoch: the training epoch whose mask to draw (default :attr:`epoch`).
 
         Raises:
             DataError: if a fixed mask does not have ``width`` columns.
@@ -116,24 +124,34 @@ class SliceDataset(Dataset):
                 mask, _ = column_mask(self.mask_func, width, seed=volume_seed(volume))
                 self._fixed_masks[volume] = mask
         else:
-            mask, _ = column_mask(self.mask_func, width, seed=(self.seed, self.epoch, int(index)))
+            epoch = self.epoch if epoch is None else int(epoch)
+            mask, _ = column_mask(self.mask_func, width, seed=(self.seed, epoch, int(index)))
         if mask.shape != (width,):
             where = self.masks_file if self.masks_file is not None else self.store.path(volume)
             raise DataError(where, f"the mask of {volume} has shape {mask.shape} but the k-space has {width} columns")
         return mask
 
-    def __getitem__(self, index: int) -> Dict[str, object]:
+    def __getitem__(self, item: Union[int, Tuple[int, int]]) -> Dict[str, object]:
+        """One slice; ``item`` is an index, or ``(index, epoch)`` to draw that epoch's training mask.
+
+        The pair form lets a sampler carry the epoch to DataLoader workers, which hold
+        their own copies of the dataset (persistent workers never see :meth:`set_epoch`).
+        """
+        index, epoch = (item if isinstance(item, tuple) else (item, None))
         volume, s = self.slice_index[index]
         f = self._file(volume)
-        kspace = torch.from_numpy(f["kspace"][s].astype(np.complex64))
-        target = torch.from_numpy(f["target"][s].astype(np.complex64))
-        vmax = float(f.attrs["max"])
-        mask = torch.from_numpy(self.mask_for(volume, index, kspace.shape[-1]).astype(np.float32)).reshape(1, -1)
-        masked = kspace * mask
-        norm = float(normalisation_factor(masked))
-        image = zero_filled(masked) / norm
+        try:
+            kspace = torch.from_numpy(f["kspace"][s].astype(np.complex64))
+            target = torch.from_numpy(f["target"][s].astype(np.complex64))
+            vmax = float(f.attrs["max"])
+        except (OSError, KeyError, RuntimeError, ValueError) as err:
+            raise DataError(self.store.path(volume), f"unreadable prepared volume (slice {s}): {err}") from err
+        mask = torch.from_numpy(self.mask_for(volume, index, kspace.shape[-1], epoch).astype(np.float32)).reshape(1, -1)
+        noise = None if self.noise_snr_db is None else (self.noise_snr_db, noise_seed(volume, s))
+        measured, norm = normalised_measurement(kspace, mask, noise)
+        image = zero_filled(measured)
         return {
-            "masked_kspace": masked / norm,
+            "masked_kspace": measured,
             "mask": mask,
             "image": complex_to_channels(image.unsqueeze(0))[0],
             "target": complex_to_channels((target / norm).unsqueeze(0))[0],

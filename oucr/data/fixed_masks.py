@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from oucr.data.store import read_manifest
 from oucr.errors import ConfigError, DataError
 from oucr.io import atomic_path, open_hdf5
 from oucr.masks import MASK_TYPES, column_mask, create_mask_for_mask_type, realised_acceleration, volume_seed
@@ -40,33 +41,12 @@ MANIFEST_COLUMNS = ("volume", "split", "width")  # the only manifest columns a m
 
 
 def read_manifest_for_masks(store_dir: Union[str, Path]) -> pd.DataFrame:
-    """The ``volume``, ``split``, ``width`` (and ``height`` if present) of a store's manifest.
+    """The manifest of a store, needing only ``volume``, ``split`` and ``width``.
 
     Raises:
-        DataError: naming ``<store>/manifest.csv`` if it is missing, unreadable, lacks a
-            column, repeats a volume or has a width that is not a positive integer.
+        DataError: see :func:`oucr.data.store.read_manifest`.
     """
-    path = Path(store_dir) / "manifest.csv"
-    if not path.is_file():
-        raise DataError(path, "manifest of the prepared store not found; run `oucr prepare` first")
-    try:
-        manifest = pd.read_csv(path, dtype={"volume": str, "split": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(path, f"unreadable manifest ({err})") from err
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
-    duplicated = sorted(set(manifest.loc[manifest["volume"].duplicated(), "volume"]))
-    if duplicated:
-        raise DataError(path, f"manifest lists volume(s) more than once: {', '.join(duplicated[:5])}")
-    width = pd.to_numeric(manifest["width"], errors="coerce")
-    bad = manifest.loc[~((width > 0) & (width == width.round())), "volume"].tolist()
-    if bad:
-        raise DataError(path, f"width is not a positive integer for volume(s) {', '.join(map(str, bad[:5]))}")
-    manifest["width"] = width.astype(int)
-    if "height" in manifest.columns:
-        manifest["height"] = pd.to_numeric(manifest["height"], errors="coerce")
-    return manifest
+    return read_manifest(store_dir, required=MANIFEST_COLUMNS)
 
 
 def write_fixed_masks(
@@ -116,9 +96,7 @@ def write_fixed_masks(
             f.attrs["acceleration"] = int(acceleration)
             f.attrs["center_fraction"] = float(center_fraction)
             for r in rows.itertuples(index=False):
-                # the height does not change a column mask; pass it when known for fastMRI's shape
-                height = int(r.height) if "height" in rows.columns and r.height > 0 else 1
-                mask, num_low = column_mask(func, int(r.width), seed=volume_seed(r.volume), num_rows=height)
+                mask, num_low = column_mask(func, int(r.width), seed=volume_seed(r.volume))
                 realised = realised_acceleration(mask)
                 ds = f.create_dataset(r.volume, data=mask)
                 ds.attrs["num_low_frequencies"] = int(num_low)
@@ -165,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, required=True, help="prepared store (its manifest.csv is read)")
     parser.add_argument("--acceleration", type=int, required=True, help="nominal acceleration, e.g. 4")
     parser.add_argument("--center-fraction", type=float, required=True, help="fully sampled centre, e.g. 0.08")
-    parser.add_argument("--mask-type", default="random", choices=sorted(MASK_TYPES))
+    parser.add_argument("--mask-type", default="random", choices=sorted(MASK_TYPES),
+                        help="fastMRI mask function: random (the paper) or equispaced_fraction (default random)")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"],
                         help="splits whose volumes get a mask (default: val test)")
     parser.add_argument("--out", type=Path, required=True,

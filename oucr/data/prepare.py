@@ -25,7 +25,8 @@ The config's ``datasets.<name>`` section says what to read. Keys:
     ``tissue_slices`` (default true): true trims noise-only end slices, an integer
     keeps that many central slices, false keeps all.
 
-``paper_dataset`` (e.g. ``HPKS``, ``fastMRI``) only labels tables. Relative paths
+``paper_dataset`` (``HPKS``, ``fastMRI`` or ``none``) and ``stand_in`` only decide which paper
+column a table compares with (:mod:`oucr.tables`). Relative paths
 are taken from the current working directory. Splits are subject-disjoint and
 depend only on the subjects, the seed and the dataset name.
 
@@ -56,7 +57,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
 DEFAULT_VAL_FRACTION = 0.1
-COMMON_KEYS = {"paper_dataset", "format"}
+#: central slices with tissue kept per magnitude volume (the paper's 15)
+DEFAULT_SLICES_PER_VOLUME = 15
+COMMON_KEYS = {"paper_dataset", "stand_in", "format"}
 MAGNITUDE_KEYS = COMMON_KEYS | {"input", "size", "slices_per_volume", "h5_key", "split"}
 FASTMRI_KEYS = COMMON_KEYS | {"train_input", "test_input", "size", "val_fraction", "val_subjects", "acquisitions",
                               "tissue_slices"}
@@ -78,7 +81,13 @@ def _check_keys(section: Mapping[str, Any], allowed: set, name: str) -> None:
         )
 
 
-def _folder(section: Mapping[str, Any], key: str, name: str) -> Path:
+def input_folder(section: Mapping[str, Any], key: str, name: str) -> Path:
+    """The existing folder that ``datasets.<name>.<key>`` names.
+
+    Raises:
+        ConfigError: if the key is missing or empty.
+        DataError: if the folder does not exist.
+    """
     if section.get(key) in (None, ""):
         raise ConfigError(f"datasets.{name}.{key} is required (a folder)")
     folder = Path(str(section[key]))
@@ -87,7 +96,12 @@ def _folder(section: Mapping[str, Any], key: str, name: str) -> Path:
     return folder
 
 
-def _size(section: Mapping[str, Any], name: str, required: bool) -> Optional[Tuple[int, int]]:
+def configured_size(section: Mapping[str, Any], name: str, required: bool) -> Optional[Tuple[int, int]]:
+    """``datasets.<name>.size`` as ``(H, W)``, or None when absent and not ``required``.
+
+    Raises:
+        ConfigError: if it is required and missing, or not two integers >= 8.
+    """
     size = section.get("size")
     if size is None:
         if required:
@@ -98,14 +112,48 @@ def _size(section: Mapping[str, Any], name: str, required: bool) -> Optional[Tup
     return int(size[0]), int(size[1])
 
 
-def _files(folder: Path, predicate: Callable[[Path], bool], what: str) -> List[Path]:
+def configured_slices_per_volume(section: Mapping[str, Any], name: str) -> Optional[int]:
+    """``datasets.<name>.slices_per_volume`` (default :data:`DEFAULT_SLICES_PER_VOLUME`; None: all with tissue).
+
+    Raises:
+        ConfigError: if it is not a positive integer (or null).
+    """
+    count = section.get("slices_per_volume", DEFAULT_SLICES_PER_VOLUME)
+    if count is not None and (not _is_int(count) or count < 1):
+        raise ConfigError(f"datasets.{name}.slices_per_volume must be a positive integer, got {count!r}")
+    return count
+
+
+def configured_tissue_slices(section: Mapping[str, Any], name: str) -> Union[bool, int]:
+    """``datasets.<name>.tissue_slices`` of a fastMRI section (default true).
+
+    Raises:
+        ConfigError: if it is neither true, false nor a positive count.
+    """
+    tissue = section.get("tissue_slices", True)
+    if not (isinstance(tissue, bool) or (_is_int(tissue) and tissue >= 1)):
+        raise ConfigError(f"datasets.{name}.tissue_slices must be true, false or a positive count, got {tissue!r}")
+    return tissue
+
+
+def input_files(folder: Path, predicate: Callable[[Path], bool], what: str) -> List[Path]:
+    """The visible files of ``folder`` that ``predicate`` accepts, sorted by name.
+
+    Raises:
+        DataError: naming the folder when there is none (``what`` says what was expected).
+    """
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and predicate(p))
     if not files:
         raise DataError(folder, f"no input files found in the folder (expected {what})")
     return files
 
 
-def _split_shares(section: Mapping[str, Any], name: str) -> Dict[str, Union[int, float]]:
+def split_shares(section: Mapping[str, Any], name: str) -> Dict[str, Union[int, float]]:
+    """The subject shares of a magnitude section's ``split`` (counts or fractions; default :data:`DEFAULT_SPLIT`).
+
+    Raises:
+        ConfigError: for a malformed split.
+    """
     split = section.get("split")
     if split is None:
         return dict(DEFAULT_SPLIT)
@@ -120,8 +168,63 @@ def _split_shares(section: Mapping[str, Any], name: str) -> Dict[str, Union[int,
     return {k: split.get(k, 0) for k in ("train", "val", "test")}
 
 
-def _split(subjects: List[str], shares: Mapping[str, Union[int, float]], seed: int, name: str,
-           key: str = "split") -> Dict[str, str]:
+def fastmri_val_share(section: Mapping[str, Any], name: str) -> Tuple[Union[int, float], str]:
+    """The held-out validation share of a fastMRI section and the key that gave it.
+
+    Returns:
+        ``(count, "val_subjects")`` or ``(fraction, "val_fraction")`` (default
+        :data:`DEFAULT_VAL_FRACTION`).
+
+    Raises:
+        ConfigError: both keys given, a count that is not a positive integer, or a
+            fraction outside (0, 1).
+    """
+    if "val_fraction" in section and "val_subjects" in section:
+        raise ConfigError(f"datasets.{name}: give val_fraction or val_subjects, not both")
+    if "val_subjects" in section:
+        count = section["val_subjects"]
+        if not _is_int(count) or count < 1:
+            raise ConfigError(f"datasets.{name}.val_subjects must be a positive integer, got {count!r}")
+        return count, "val_subjects"
+    fraction = section.get("val_fraction", DEFAULT_VAL_FRACTION)
+    if not _is_number(fraction) or not 0 < fraction < 1:
+        raise ConfigError(f"datasets.{name}.val_fraction must lie strictly between 0 and 1, got {fraction!r}")
+    return float(fraction), "val_fraction"
+
+
+def fastmri_split_shares(section: Mapping[str, Any], n_subjects: int, name: str,
+                         folder: Path) -> Tuple[Dict[str, Union[int, float]], str]:
+    """How the ``n_subjects`` subjects of a fastMRI training folder split into training and validation.
+
+    Args:
+        section: the ``datasets.<name>`` section (its ``val_subjects`` or ``val_fraction``).
+        n_subjects: distinct subjects in the training folder.
+        name: the dataset name, for messages.
+        folder: the training folder, for messages.
+
+    Returns:
+        ``(shares, key)``: the ``train``/``val`` shares for :func:`draw_split` and the key
+        they come from (messages about the split name it).
+
+    Raises:
+        ConfigError: see :func:`fastmri_val_share`; also a count that leaves no training subject.
+    """
+    share, key = fastmri_val_share(section, name)
+    if key == "val_fraction":
+        return {"train": 1.0 - share, "val": share}, key
+    if share >= n_subjects:
+        raise ConfigError(f"datasets.{name}.val_subjects={share} leaves no training subject "
+                          f"({n_subjects} in {folder})")
+    return {"train": n_subjects - share, "val": share}, key
+
+
+def draw_split(subjects: List[str], shares: Mapping[str, Union[int, float]], seed: int, name: str,
+               key: str = "split") -> Dict[str, str]:
+    """``{subject: split}`` as ``oucr prepare`` draws it (seed derived from ``seed`` and ``name``).
+
+    Raises:
+        ConfigError: naming ``datasets.<name>.<key>`` when the shares cannot be met.
+    """
     try:
         return split_subjects(subjects, **shares, seed=derive_seed(seed, name, "split"))
     except ConfigError as err:
@@ -131,21 +234,19 @@ def _split(subjects: List[str], shares: Mapping[str, Union[int, float]], seed: i
 def prepare_magnitude(section: Mapping[str, Any], out_dir: Path, seed: int, name: str) -> List[Dict[str, Any]]:
     """Prepare a folder of magnitude volumes into ``out_dir``; returns the manifest rows."""
     _check_keys(section, MAGNITUDE_KEYS, name)
-    size = _size(section, name, required=True)
-    count = section.get("slices_per_volume", 15)
-    if count is not None and (not _is_int(count) or count < 1):
-        raise ConfigError(f"datasets.{name}.slices_per_volume must be a positive integer, got {count!r}")
+    size = configured_size(section, name, required=True)
+    count = configured_slices_per_volume(section, name)
     h5_key = section.get("h5_key", "image")
     if not isinstance(h5_key, str) or not h5_key:
         raise ConfigError(f"datasets.{name}.h5_key must be a dataset name, got {h5_key!r}")
-    shares = _split_shares(section, name)
-    folder = _folder(section, "input", name)
-    files = _files(folder, is_magnitude_file, ".nii, .nii.gz or .h5 volumes")
+    shares = split_shares(section, name)
+    folder = input_folder(section, "input", name)
+    files = input_files(folder, is_magnitude_file, ".nii, .nii.gz or .h5 volumes")
     names = [volume_name(p) for p in files]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise DataError(folder, f"several files share the volume name(s) {', '.join(dup)} (e.g. x.nii and x.nii.gz)")
-    assignment = _split(names, shares, seed, name)
+    assignment = draw_split(names, shares, seed, name)
     left_out = len(names) - len(assignment)
     if left_out:
         log.info("%d of %d subjects are in no split (the split counts sum to less)", left_out, len(names))
@@ -161,18 +262,8 @@ def prepare_magnitude(section: Mapping[str, Any], out_dir: Path, seed: int, name
 def prepare_fastmri(section: Mapping[str, Any], out_dir: Path, seed: int, name: str) -> List[Dict[str, Any]]:
     """Prepare fastMRI single-coil train/val folders into ``out_dir``; returns the manifest rows."""
     _check_keys(section, FASTMRI_KEYS, name)
-    size = _size(section, name, required=False)
-    if "val_fraction" in section and "val_subjects" in section:
-        raise ConfigError(f"datasets.{name}: give val_fraction or val_subjects, not both")
-    if "val_subjects" in section:
-        val_share: Union[int, float] = section["val_subjects"]
-        if not _is_int(val_share) or val_share < 1:
-            raise ConfigError(f"datasets.{name}.val_subjects must be a positive integer, got {val_share!r}")
-    else:
-        val_share = section.get("val_fraction", DEFAULT_VAL_FRACTION)
-        if not _is_number(val_share) or not 0 < val_share < 1:
-            raise ConfigError(f"datasets.{name}.val_fraction must lie strictly between 0 and 1, got {val_share!r}")
-        val_share = float(val_share)
+    size = configured_size(section, name, required=False)
+    fastmri_val_share(section, name)  # refuse a bad share before any file is read
     acquisitions = section.get("acquisitions")
     if acquisitions is not None and not (
         isinstance(acquisitions, (list, tuple)) and acquisitions and all(isinstance(a, str) for a in acquisitions)
@@ -180,15 +271,13 @@ def prepare_fastmri(section: Mapping[str, Any], out_dir: Path, seed: int, name: 
         raise ConfigError(
             f"datasets.{name}.acquisitions must be a list of names, e.g. [CORPD_FBK], got {acquisitions!r}"
         )
-    tissue = section.get("tissue_slices", True)
-    if not (isinstance(tissue, bool) or (_is_int(tissue) and tissue >= 1)):
-        raise ConfigError(f"datasets.{name}.tissue_slices must be true, false or a positive count, got {tissue!r}")
-    train_dir = _folder(section, "train_input", name)
-    test_dir = _folder(section, "test_input", name)
+    tissue = configured_tissue_slices(section, name)
+    train_dir = input_folder(section, "train_input", name)
+    test_dir = input_folder(section, "test_input", name)
 
     def scan(folder: Path) -> List[Dict[str, str]]:
         metas = []
-        for p in _files(folder, lambda p: p.suffix in (".h5", ".hdf5"), "fastMRI .h5 files"):
+        for p in input_files(folder, lambda p: p.suffix in (".h5", ".hdf5"), "fastMRI .h5 files"):
             meta = scan_fastmri(p)
             if acquisitions and meta["acquisition"] not in acquisitions:
                 log.info("skipping %s: acquisition %s not selected", p, meta["acquisition"] or "(none)")
@@ -203,15 +292,8 @@ def prepare_fastmri(section: Mapping[str, Any], out_dir: Path, seed: int, name: 
     if overlap:
         log.warning("%d subject(s) occur in both %s and %s; kept as given", len(overlap), train_dir, test_dir)
     train_subjects = [m["subject"] for m in train_meta]
-    n_subjects = len(set(train_subjects))
-    if _is_int(val_share):
-        if val_share >= n_subjects:
-            raise ConfigError(f"datasets.{name}.val_subjects={val_share} leaves no training subject "
-                              f"({n_subjects} in {train_dir})")
-        shares: Dict[str, Union[int, float]] = {"train": n_subjects - val_share, "val": val_share}
-    else:
-        shares = {"train": 1.0 - val_share, "val": val_share}
-    held_out = _split(train_subjects, shares, seed, name, "val_subjects" if _is_int(val_share) else "val_fraction")
+    shares, key = fastmri_split_shares(section, len(set(train_subjects)), name, train_dir)
+    held_out = draw_split(train_subjects, shares, seed, name, key)
 
     def volumes():
         for m in train_meta:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from oucr.errors import ConfigError, DataError
 from oucr.fft import fft2c
-from oucr.io import atomic_path, decoded_attrs
+from oucr.io import atomic_path, decoded_attrs, open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def split_subjects(
                 largest = max(SPLITS, key=lambda j: counts[j])
                 if counts[largest] > 1:
                     counts[largest] -= 1
-                    counts[k] += 1
+                    counts[k] = 1
     for k in SPLITS:
         if shares[k] > 0 and counts[k] == 0:
             raise ConfigError(f"too few subjects ({n}) to give the {k} split (share {shares[k]!r}) at least one")
@@ -199,6 +199,49 @@ def assign_splits(volumes: List[PreparedVolume], assignment: Mapping[str, str]) 
     return kept
 
 
+def read_manifest(store_dir: Union[str, Path], required: Sequence[str] = tuple(MANIFEST_COLUMNS)) -> pd.DataFrame:
+    """Read and check ``<store>/manifest.csv``, the one reader of the manifest.
+
+    Args:
+        store_dir: the store folder.
+        required: the columns the caller needs (all of :data:`MANIFEST_COLUMNS` by default;
+            the masks step needs only ``volume``, ``split`` and ``width``).
+
+    Returns:
+        the manifest sorted by volume; ``width`` and ``height`` (when present) as integers.
+
+    Raises:
+        DataError: naming the manifest if it is missing, unreadable, lacks a required column,
+            names an unknown split, repeats a volume or has a size that is not a positive integer.
+    """
+    path = Path(store_dir) / "manifest.csv"
+    if not path.is_file():
+        raise DataError(path, "not a prepared store (manifest.csv missing); run `oucr prepare` first")
+    try:
+        manifest = pd.read_csv(path, dtype={"volume": str, "subject": str, "split": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(path, f"unreadable manifest ({err})") from err
+    missing = [c for c in required if c not in manifest.columns]
+    if missing:
+        raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
+    if "split" in manifest.columns:
+        bad = sorted(set(manifest["split"].astype(str)) - set(SPLITS))
+        if bad:
+            raise DataError(path, f"unknown split name(s) {bad}")
+    duplicated = sorted(set(manifest.loc[manifest["volume"].duplicated(), "volume"]))
+    if duplicated:
+        raise DataError(path, f"manifest lists volume(s) more than once: {', '.join(duplicated[:5])}")
+    for column in ("width", "height", "n_slices"):
+        if column not in manifest.columns:
+            continue
+        values = pd.to_numeric(manifest[column], errors="coerce")
+        bad = manifest.loc[~((values > 0) & (values == values.round())), "volume"].tolist()
+        if bad:
+            raise DataError(path, f"{column} is not a positive integer for volume(s) {', '.join(map(str, bad[:5]))}")
+        manifest[column] = values.astype(int)
+    return manifest.sort_values("volume").reset_index(drop=True)
+
+
 class PreparedStore:
     """Read access to a prepared store.
 
@@ -211,20 +254,7 @@ class PreparedStore:
 
     def __init__(self, root: Union[str, Path]) -> None:
         self.root = Path(root)
-        path = self.root / "manifest.csv"
-        if not path.is_file():
-            raise DataError(self.root, "not a prepared store (manifest.csv missing); run `oucr prepare` first")
-        try:
-            manifest = pd.read_csv(path, dtype={"volume": str, "subject": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise DataError(path, f"unreadable manifest ({err})") from err
-        missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-        if missing:
-            raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
-        bad = set(manifest["split"]) - set(SPLITS)
-        if bad:
-            raise DataError(path, f"unknown split name(s) {sorted(bad)}")
-        self.manifest = manifest.sort_values("volume").reset_index(drop=True)
+        self.manifest = read_manifest(self.root)
         # plain dicts (not itertuples' namedtuples), so that the store pickles into DataLoader workers
         self._by_volume = {r["volume"]: r for r in self.manifest.to_dict("records")}
 
@@ -236,7 +266,7 @@ class PreparedStore:
     def slices(self, split: Optional[str] = None) -> List[Tuple[str, int]]:
         """Every ``(volume, slice)`` pair, sorted by volume then slice."""
         m = self.manifest if split is None else self.manifest[self.manifest["split"] == split]
-        return [(r.volume, s) for r in m.itertuples(index=False) for s in range(int(r.n_slices))]
+        return [(v, s) for v, n in zip(m["volume"], m["n_slices"]) for s in range(int(n))]
 
     def path(self, volume: str) -> Path:
         """Path of a volume's HDF5 file."""
@@ -248,22 +278,36 @@ class PreparedStore:
         """Number of k-space columns of a volume."""
         return int(self._by_volume[volume]["width"])
 
+    def source_slices(self, volume: str) -> np.ndarray:
+        """Index of each prepared slice in the source volume (attribute ``slices``), int64 ``(S,)``.
+
+        Raises:
+            DataError: naming the file if it is unreadable or the attribute disagrees with the manifest.
+        """
+        path = self.path(volume)
+        with open_hdf5(path, "prepared volume") as f:
+            slices = np.asarray(f.attrs.get("slices", np.arange(f["target"].shape[0])), dtype=np.int64)
+        expected = int(self._by_volume[volume]["n_slices"])
+        if slices.shape != (expected,):
+            raise DataError(path, f"attribute 'slices' has {slices.size} entries, the manifest says {expected} slices")
+        return slices
+
     def load(self, volume: str) -> Dict[str, object]:
         """Read a whole volume: ``{"kspace", "target", "attrs"}``."""
         path = self.path(volume)
-        try:
-            with h5py.File(path, "r") as f:
-                return {"kspace": f["kspace"][()], "target": f["target"][()], "attrs": decoded_attrs(f)}
-        except (OSError, KeyError) as err:
-            raise DataError(path, f"unreadable prepared volume ({err})") from err
+        with open_hdf5(path, "prepared volume") as f:
+            missing = [k for k in ("kspace", "target") if k not in f]
+            if missing:
+                raise DataError(path, f"prepared volume lacks {', '.join(missing)}; run `oucr prepare` again")
+            return {"kspace": f["kspace"][()], "target": f["target"][()], "attrs": decoded_attrs(f)}
 
     def load_slice(self, volume: str, index: int) -> Dict[str, object]:
         """Read one slice: ``{"kspace" (H, W), "target" (H, W), "max"}``."""
         path = self.path(volume)
-        try:
-            with h5py.File(path, "r") as f:
-                return {"kspace": f["kspace"][index], "target": f["target"][index], "max": float(f.attrs["max"])}
-        except (OSError, KeyError) as err:
-            raise DataError(path, f"unreadable prepared volume ({err})") from err
+        with open_hdf5(path, "prepared volume") as f:
+            missing = [k for k in ("kspace", "target") if k not in f] + ([] if "max" in f.attrs else ["attribute max"])
+            if missing:
+                raise DataError(path, f"prepared volume lacks {', '.join(missing)}; run `oucr prepare` again")
+            return {"kspace": f["kspace"][index], "target": f["target"][index], "max": float(f.attrs["max"])}
 
 

@@ -9,6 +9,10 @@ Orientation and slices:
   axial slices lie along the third axis; each slice is shown with anterior up.
 - HDF5 volumes are read from a configurable key and are taken as
   ``(slices, H, W)`` stacks of axial slices.
+- :func:`axial_from_ras` is that convention and :func:`ras_from_axial` its inverse.
+  :func:`read_nifti_stack` orients a NIfTI volume the same way on its native voxel
+  grid (no resampling) and :func:`nifti_from_stack` writes such a stack back onto the
+  input's voxels (``oucr reconstruct-file`` writes its NIfTI outputs with it).
 - The paper used 15 axial slices with brain per subject. A pixel is tissue when
   it exceeds :data:`TISSUE_LEVEL` times the volume's 99th intensity percentile
   (a robust maximum, blind to a few hot voxels); a slice "has tissue" when at
@@ -33,9 +37,11 @@ dimensions, NaN/Inf, blank volume, size larger than the data) raises one
 
 from __future__ import annotations
 
+import gzip
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -66,6 +72,30 @@ def is_magnitude_file(path: Path) -> bool:
     return path.name.endswith(NIFTI_SUFFIXES + HDF5_SUFFIXES)
 
 
+def axial_from_ras(data: np.ndarray) -> np.ndarray:
+    """RAS-ordered voxels ``(x, y, z)`` as axial slices ``(z, y, x)``, anterior at the top of each slice (a view)."""
+    return np.flip(np.transpose(data, (2, 1, 0)), axis=1)
+
+
+def ras_from_axial(stack: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`axial_from_ras`: axial slices ``(z, y, x)`` back to voxels ``(x, y, z)`` (a view)."""
+    return np.transpose(np.flip(stack, axis=1), (2, 1, 0))
+
+
+def check_magnitude(path: Union[str, Path], stack: np.ndarray) -> None:
+    """Refuse a magnitude volume that no method can use.
+
+    Raises:
+        DataError: naming ``path`` if ``stack`` is empty, holds NaN or Inf, or has no positive intensity.
+    """
+    if stack.size == 0:
+        raise DataError(path, "the volume is empty")
+    if not np.isfinite(stack).all():
+        raise DataError(path, "the volume contains NaN or Inf values")
+    if stack.max() <= 0:
+        raise DataError(path, "the volume has no positive intensity (blank image)")
+
+
 def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarray:
     """Read a magnitude volume as float32 axial slices ``(slices, H, W)``.
 
@@ -90,8 +120,7 @@ def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarra
             data = np.asarray(img.dataobj, dtype=np.float32)
         except Exception as err:  # truncated or corrupt image data (zlib, EOF, ...)
             raise DataError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
-        # RAS: (x, y, z) -> (z, y, x) with anterior at the top of each slice
-        stack = np.flip(np.transpose(data, (2, 1, 0)), axis=1)
+        stack = axial_from_ras(data)
         stack = square_pixels(stack, float(img.header.get_zooms()[1]), float(img.header.get_zooms()[0]))
     elif path.name.endswith(HDF5_SUFFIXES):
         import h5py
@@ -107,13 +136,75 @@ def load_axial_stack(path: Union[str, Path], h5_key: str = "image") -> np.ndarra
     else:
         raise DataError(path, "not a NIfTI (.nii, .nii.gz) or HDF5 (.h5) file")
     stack = np.ascontiguousarray(stack, dtype=np.float32)
-    if stack.size == 0:
-        raise DataError(path, "the volume is empty")
-    if not np.isfinite(stack).all():
-        raise DataError(path, "the volume contains NaN or Inf values")
-    if stack.max() <= 0:
-        raise DataError(path, "the volume has no positive intensity (blank image)")
+    check_magnitude(path, stack)
     return stack
+
+
+@dataclass
+class NiftiGrid:
+    """A NIfTI input's image object and how its voxels map onto axial slices (:func:`read_nifti_stack`)."""
+
+    image: Any
+    shape: Tuple[int, ...]
+    to_canonical: np.ndarray
+    n_slices: int
+    notes: List[str] = field(default_factory=list)
+
+
+def read_nifti_stack(path: Union[str, Path]) -> Tuple[np.ndarray, NiftiGrid]:
+    """A NIfTI volume as float32 axial slices ``(S, H, W)`` on its native voxel grid.
+
+    The slices are oriented as :func:`load_axial_stack` orients them
+    (closest canonical RAS, axial along the third axis, anterior up), but in-plane
+    pixels are not resampled to square ones, so :func:`nifti_from_stack` maps the
+    result back onto the input's voxels exactly.
+
+    Raises:
+        DataError: unreadable file, not 3-D, NaN/Inf, or a blank volume.
+    """
+    import nibabel as nib
+    from nibabel.orientations import apply_orientation, io_orientation
+
+    try:
+        img = nib.load(str(path))
+        shape = tuple(img.shape)
+    except Exception as err:  # nibabel raises many types for broken files (zlib, EOF, header)
+        raise DataError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
+        raise DataError(path, f"expected a 3-D volume, got shape {shape}")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape[:3])
+    except Exception as err:  # truncated or corrupt image data
+        raise DataError(path, f"unreadable NIfTI file ({type(err).__name__}: {err})") from err
+    to_canonical = io_orientation(img.affine)
+    stack = np.ascontiguousarray(axial_from_ras(apply_orientation(data, to_canonical)), dtype=np.float32)
+    check_magnitude(path, stack)
+    grid = NiftiGrid(image=img, shape=shape, to_canonical=to_canonical, n_slices=stack.shape[0])
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    canon_zooms = [zooms[int(axis)] for axis in np.argsort(to_canonical[:, 0])]
+    if abs(canon_zooms[1] / canon_zooms[0] - 1) > 0.01:
+        note = (f"pixels are {canon_zooms[1]:g} x {canon_zooms[0]:g} mm, kept as they are (the pipeline resamples to "
+                "square pixels for training)")
+        grid.notes.append(note)
+        log.warning("%s: %s", path, note)
+    return stack, grid
+
+
+def nifti_from_stack(grid: NiftiGrid, stack: np.ndarray, description: str) -> bytes:
+    """The gzipped NIfTI bytes of ``stack`` (``(S, H, W)`` as :func:`read_nifti_stack` orients it).
+
+    The image has the input's voxel grid, affine and header (data type float32, no scaling).
+    """
+    from nibabel.orientations import apply_orientation, axcodes2ornt, ornt_transform
+
+    data = apply_orientation(ras_from_axial(stack), ornt_transform(axcodes2ornt(("R", "A", "S")), grid.to_canonical))
+    data = np.ascontiguousarray(data, dtype=np.float32).reshape(grid.shape)
+    header = grid.image.header.copy()
+    header.set_data_dtype(np.float32)
+    header.set_slope_inter(None, None)
+    header["descrip"] = description.encode()[:79]
+    out = type(grid.image)(data, grid.image.affine, header)
+    return gzip.compress(out.to_bytes(), compresslevel=6, mtime=0)
 
 
 def tissue_level(stack: np.ndarray) -> float:
