@@ -50,10 +50,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 import pywt
-import scipy.fft
 import sigpy as sp
 import sigpy.wavelet
 
+from oucr.fft import centred, fft2, ifft2, uncentred
 from oucr.physics import data_consistency as hard_data_consistency
 from oucr.physics import normalisation_factor
 
@@ -113,23 +113,16 @@ def tv_eigenvalues(shape: Tuple[int, int]) -> np.ndarray:
 
     Computed from the operator itself (the DFT of its impulse response, ``D^H D``
     being circulant), so they follow SigPy's boundary convention exactly.
-    ``np.fft.fftshift`` of the result gives the centred order.
+    :func:`oucr.fft.centred` of the result gives the centred order.
     """
     D = sp.linop.FiniteDifference(tuple(shape))
     delta = np.zeros(shape, dtype=np.complex128)
     delta[0, 0] = 1
-    eig = np.real(np.fft.fft2((D.H * D)(delta)))
+    # the eigenvalues are the plain (unnormalised) DFT of the impulse response: sqrt(HW) x orthonormal
+    eig = np.real(fft2((D.H * D)(delta))) * np.sqrt(delta.size)
     eig[eig < 1e-9] = 0  # exactly 0 at DC (round-off would otherwise leave +-1e-16 there)
     eig.setflags(write=False)
     return eig
-
-
-def _fft(x: np.ndarray) -> np.ndarray:
-    return scipy.fft.fft2(x, norm="ortho", workers=1)
-
-
-def _ifft(k: np.ndarray) -> np.ndarray:
-    return scipy.fft.ifft2(k, norm="ortho", workers=1)
 
 
 def _denominator(m: np.ndarray, rho: float, dtype: type) -> np.ndarray:
@@ -145,11 +138,11 @@ def _x_update(y: np.ndarray, denominator: np.ndarray, rho: float, w: np.ndarray)
 
     Returns a new array (the FFTs overwrite only this call's temporaries).
     """
-    k = scipy.fft.fft2(finite_difference_adjoint(w), norm="ortho", workers=1, overwrite_x=True)
+    k = fft2(finite_difference_adjoint(w), overwrite=True)
     k *= rho
     k += y
     k /= denominator
-    return scipy.fft.ifft2(k, norm="ortho", workers=1, overwrite_x=True)
+    return ifft2(k, overwrite=True)
 
 
 def tv_normal_solve(masked_kspace: np.ndarray, mask: np.ndarray, rho: float, w: np.ndarray) -> np.ndarray:
@@ -173,11 +166,11 @@ def tv_normal_solve(masked_kspace: np.ndarray, mask: np.ndarray, rho: float, w: 
         raise ValueError(f"w must be shaped (2, H, W) = {(2,) + y.shape}, got {w.shape}")
     if not rho > 0:
         raise ValueError(f"rho must be positive, got {rho}")
-    yt = np.fft.ifftshift(y * m)
-    den = _denominator(np.fft.ifftshift(m), rho, np.float64)
-    wt = np.fft.ifftshift(np.asarray(w, dtype=np.complex128), axes=(-2, -1))
+    yt = uncentred(y * m)
+    den = _denominator(uncentred(m), rho, np.float64)
+    wt = uncentred(np.asarray(w, dtype=np.complex128))
     x = _x_update(yt, den, rho, wt)
-    return np.fft.fftshift(x)
+    return centred(x)
 
 
 def _group_shrink(v: np.ndarray, threshold: float) -> np.ndarray:
@@ -199,7 +192,7 @@ def _admm_tv(
     """ADMM for isotropic TV with the exact k-space x-update (module docstring)."""
     denominator = _denominator(m, rho, np.float32)
     threshold = lamda / rho
-    x = _ifft(y)
+    x = ifft2(y)
     # start from the shrunk gradients of the zero-filled image: z = D x would make x a fixed point of the first step
     z = _group_shrink(finite_difference(x), threshold)
     u = np.zeros_like(z)
@@ -239,10 +232,10 @@ def _fista_wavelet(
     threshold[slices[0]] = 0
     rng = np.random.default_rng(seed)
     unsampled = (1 - m).astype(np.float32)
-    x = _ifft(y)
+    x = ifft2(y)
     v, t = x, 1.0
     for it in range(1, max_iter + 1):
-        g = _ifft(unsampled * _fft(v) + y)
+        g = ifft2(unsampled * fft2(v) + y)
         shift = tuple(int(s) for s in rng.integers(0, 2**levels, size=2))
         coeffs = sp.thresh.soft_thresh(threshold, W(np.roll(g, shift, axis=(0, 1))))
         x_new = np.roll(W.H(coeffs), (-shift[0], -shift[1]), axis=(0, 1)).astype(_DTYPE)
@@ -304,7 +297,7 @@ def reconstruct_slice(
             centred, in the orthonormal convention of :func:`oucr.fft.fft2c`.
         mask: sampling mask broadcastable to ``(H, W)`` (``(W,)`` or ``(1, W)`` for columns).
         lamda: regularisation weight (scales with the image magnitude; the
-            pipeline tunes it on normalised data, see :mod:`baselines.cs_pipeline`).
+            pipeline tunes it on normalised data, see :mod:`oucr.engine.cs`).
         max_iter: iteration limit (ADMM for TV, FISTA for wavelets).
         regulariser: ``"tv"`` (default) or ``"wavelet"``.
         tol: stop when ``||x_k - x_{k-1}|| <= tol ||x_k||``.
@@ -322,10 +315,10 @@ def reconstruct_slice(
     y, m = _check_inputs(masked_kspace, mask, lamda, max_iter, regulariser)
     y = (y * m).astype(_DTYPE)
     if np.all(m == 1):
-        x = np.fft.fftshift(_ifft(np.fft.ifftshift(y))).astype(_DTYPE)
+        x = centred(ifft2(uncentred(y))).astype(_DTYPE)
         return (x, 0) if return_iterations else x
-    yt = np.fft.ifftshift(y)
-    mt = np.fft.ifftshift(m).astype(np.float32)
+    yt = uncentred(y)
+    mt = uncentred(m).astype(np.float32)
     if regulariser == "tv":
         if rho is None:
             rho = RHO_FACTOR * lamda / float(normalisation_factor(y))
@@ -334,7 +327,7 @@ def reconstruct_slice(
         xt, iterations = _admm_tv(yt, mt, float(lamda), float(rho), int(max_iter), float(tol))
     else:
         xt, iterations = _fista_wavelet(yt, mt, float(lamda), int(max_iter), float(tol), seed)
-    x = np.fft.fftshift(xt)
+    x = centred(xt)
     if data_consistency:
         x = hard_data_consistency(x, y, m)
     x = x.astype(_DTYPE)

@@ -1,33 +1,52 @@
 """Kiu-net (Valanarasu et al. 2020/2021) for complex MR images, ending with data consistency.
 
-The public KiU-Net (2-D) topology: two three-level branches run side by side,
+The network is the 2-D ``kiunet`` class of the authors' public code
+(jeya-maria-jose/KiU-Net-pytorch, ``arch/ae.py``), built with the layers its
+``forward`` uses and no others. Two three-level branches run side by side:
 
-* the U-branch (undercomplete): at each level conv3x3 -> 2 x 2 max-pool -> BN -> ReLU;
-* the Ki-branch (overcomplete): conv3x3 -> x2 bilinear upsampling -> BN -> ReLU,
+* the U-branch (undercomplete): at each encoder level conv3x3 -> 2 x 2 max-pool -> BN -> ReLU;
+* the Ki-branch (overcomplete): conv3x3 -> x2 bilinear upsampling -> BN -> ReLU.
 
-with a cross-residual fusion block (CRFB) after each of the three encoder and
-the first two decoder levels: each branch receives the other's features through
-conv3x3 -> BN -> ReLU, resized bilinearly to its resolution. The decoder mirrors
-the encoder (U: conv -> upsample, Ki: conv -> max-pool) with additive skips from
-the encoder, the branches are added, and a 1 x 1 convolution gives two channels.
-As the paper says for the U-Net and Kiu-net, it is adapted to real/imaginary
-channels and data consistency is appended; we also add the zero-filled input
-back before DC (residual, no parameters) and drop the segmentation head's
-final ReLU/softmax.
+A cross-residual fusion block (CRFB) follows each of the three encoder levels and
+the first two decoder levels: each branch adds the other's (pre-fusion) features
+after conv3x3 -> BN -> ReLU and a bilinear resize to its own resolution. The
+decoder mirrors the encoder (U: conv -> x2 upsampling, Ki: conv -> max-pool, each
+-> BN -> ReLU), with additive skips from the first two encoder levels after the
+first two decoder levels; the third decoder level has no fusion. The branches are
+added and a 1 x 1 convolution gives two channels. As in the public code, every
+convolution has a bias and every bilinear resampling uses ``align_corners=False``
+(the code calls ``F.interpolate`` with its default).
 
-Parameter count: ``KiUNet(widths=(97, 194, 388))`` (the default; the last decoder
-level has ``97 // 2 = 48`` channels) has 7,889,978 parameters, -0.77 % from the
-paper's 7.951 M. Every parameter is used. (The public code also defines a third
-decoder fusion block that its forward pass never calls; counting those unused
-layers, widths 84/168/336 come to about 7.95 M, but such parameters would get no
-gradient, so they are not built here.)
+Adaptations to complex MR data (the OUCR paper: "modified for data with real and
+imaginary channels and a DC layer added at the end"):
+
+* two input and two output channels (real, imaginary) instead of 1 -> 2 classes;
+* no final softmax (the public code has it commented out already) and no final
+  ReLU: the public code ends with ``relu(final(x))``, which would clip negative
+  real/imaginary values, so the head is the bare 1 x 1 convolution;
+* the zero-filled input is added to the output before DC (residual learning; the
+  paper does not say whether Kiu-net has one: this is a guess, ``residual=False``
+  turns it off);
+* the shared data-consistency layer ends the network.
+
+Widths and parameter count: the public code has 16/32/64 channels and 8 at the
+last decoder level. ``KiUNet()`` (the defaults) scales them by 5.25 to 84/168/336
+and 42. The public class also defines a decoder fusion block at the deepest width
+(``interd3_1``, ``intd3_1bn``, ``interd3_2``, ``intd3_2bn``: two 3 x 3 convolutions
+of ``widths[2]`` channels with BN) that its ``forward`` never calls. Counted as
+the public code counts (every defined layer), the defaults have 7,953,458
+parameters, +0.03 % from the paper's 7.951 M: that is
+:meth:`KiUNet.reference_parameter_count`. The layers built here, all of which
+receive gradients, hold 5,919,314 (``count_parameters``); the unused block is not
+built because it could never be trained.
 
 Cost: the Ki-branch reaches 8x the image size per axis at the third level
-(512 x 512 for a 64 x 64 slice, 2560 x 2560 for 320 x 320), where the fusion block
-runs a ``widths[2]``-channel 3 x 3 convolution. At the default widths a forward
-pass takes about 32 TFLOP per 320 x 320 slice (10x OUCR); memory grows the same
-way, so ``checkpointing`` (per level) matters there. Image sizes must be
-multiples of 8 (the U-branch pools three times).
+(512 x 512 for a 64 x 64 slice, 2560 x 2560 x ``widths[2]`` for 320 x 320), where
+the fusion block runs a ``widths[2]``-channel 3 x 3 convolution: about 24 TFLOP
+per forward pass of one 320 x 320 slice at the defaults. Memory grows the same
+way, so ``checkpointing`` (per level) matters there; ``benchmarks/kiunet_memory.py``
+estimates a training step's memory. Image sizes must be multiples of 8 (the
+U-branch pools three times).
 """
 
 from __future__ import annotations
@@ -39,8 +58,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.layers import checkpointed
-from oucr.models.base import ReconModel
+from oucr.models.base import ReconModel, count_parameters
 from oucr.physics import SingleCoilMRI
+
+#: the public code's widths 16/32/64 (last decoder level 8) times 5.25
+PAPER_WIDTHS = (84, 168, 336)
+
+
+def conv3x3_bn_parameters(channels_in: int, channels_out: int) -> int:
+    """Parameters of a 3 x 3 convolution with bias followed by batch normalisation."""
+    return 9 * channels_in * channels_out + channels_out + 2 * channels_out
+
+
+def _bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class ConvBN(nn.Module):
@@ -49,6 +80,9 @@ class ConvBN(nn.Module):
     Args:
         cin, cout: channels.
         resample: ``"down"`` (2 x 2 max-pool), ``"up"`` (x2 bilinear) or ``None``.
+
+    Raises:
+        ValueError: for another ``resample``.
     """
 
     def __init__(self, cin: int, cout: int, resample: Optional[str] = None) -> None:
@@ -64,16 +98,12 @@ class ConvBN(nn.Module):
         if self.resample == "down":
             x = F.max_pool2d(x, 2)
         elif self.resample == "up":
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+            x = _bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]))
         return F.relu(self.bn(x), inplace=True)
 
 
-def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=True)
-
-
 class CRFB(nn.Module):
-    """Cross-residual fusion: each branch adds the other's features (conv-BN-ReLU, resized to its size)."""
+    """Cross-residual fusion: each branch adds the other's features (conv-BN-ReLU, then resized to its size)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -81,7 +111,8 @@ class CRFB(nn.Module):
         self.u_to_ki = ConvBN(channels, channels)
 
     def forward(self, u: torch.Tensor, ki: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
-        return u + _resize(self.ki_to_u(ki), u), ki + _resize(self.u_to_ki(u), ki)
+        return (u + _bilinear(self.ki_to_u(ki), tuple(u.shape[-2:])),
+                ki + _bilinear(self.u_to_ki(u), tuple(ki.shape[-2:])))
 
 
 class KiUNetLevel(nn.Module):
@@ -105,17 +136,20 @@ class KiUNet(ReconModel):
     """Kiu-net with a residual connection and a final data-consistency layer.
 
     Args:
-        widths: channels of the three levels (default 97/194/388, the paper's count).
-        last_width: channels of the last decoder level (default ``widths[0] // 2``).
-        residual: add the input image to the network output before DC.
+        widths: channels of the three levels (default 84/168/336, the paper's count).
+        last_width: channels of the last decoder level (default ``widths[0] // 2``, 42).
+        residual: add the input image to the network output before DC (a guess, see above).
         checkpointing: recompute each level's activations in the backward pass.
+
+    Raises:
+        ValueError: for other than three positive widths or a non-positive ``last_width``.
     """
 
     size_multiple = 8
 
     def __init__(
         self,
-        widths: Sequence[int] = (97, 194, 388),
+        widths: Sequence[int] = PAPER_WIDTHS,
         last_width: Optional[int] = None,
         residual: bool = True,
         checkpointing: bool = False,
@@ -128,6 +162,7 @@ class KiUNet(ReconModel):
         d = int(last_width) if last_width is not None else max(a // 2, 1)
         if d < 1:
             raise ValueError(f"KiUNet needs a positive last_width, got {d}")
+        self.widths = widths
         self.residual = residual
         self.checkpointing = checkpointing
         self.encoder = nn.ModuleList([
@@ -141,6 +176,16 @@ class KiUNet(ReconModel):
             KiUNetLevel(a, d, encoder=False, fuse=False),
         ])
         self.head = nn.Conv2d(d, 2, kernel_size=1)
+
+    def reference_parameter_count(self) -> int:
+        """Parameters as the public code counts them: these layers plus its never-called deepest decoder CRFB.
+
+        Returns:
+            ``count_parameters(self)`` plus two 3 x 3 convolutions with BN of ``widths[2]``
+            channels (7,953,458 at the default widths).
+        """
+        c = self.widths[2]
+        return count_parameters(self) + 2 * conv3x3_bn_parameters(c, c)
 
     def reconstruct(self, image: torch.Tensor, physics: SingleCoilMRI) -> torch.Tensor:  # noqa: D102
         # channels-last: the many few-channel convolutions on the large Ki-branch maps run

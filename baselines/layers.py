@@ -2,9 +2,8 @@
 
 * :func:`conv_stack`: the plain CNN of D5C5, KIKI-Net and PC-RNN's final module;
 * :func:`activation_layer`: an activation by name;
-* :func:`checkpointed`: optional activation checkpointing of one segment of a
-  network, safe for batch normalisation (the recomputation in the backward pass
-  does not update the running statistics a second time).
+* :func:`checkpointed`: the project's activation checkpointing
+  (:mod:`oucr.models.checkpointing`), re-exported for the baselines.
 
 Every baseline takes ``checkpointing=False`` in its constructor because the
 trainer passes the config's ``training.checkpointing`` to whichever model it
@@ -13,12 +12,11 @@ builds; each applies it to its natural segments (cascades, iterations, levels).
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator, List
+from typing import List
 
-import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from oucr.models.checkpointing import checkpointed  # noqa: F401  (the baselines' import path)
 
 
 def conv_stack(channels: List[int], activation: str = "relu", kernel_size: int = 3) -> nn.Sequential:
@@ -53,53 +51,3 @@ def activation_layer(name: str, channels: int = 1) -> nn.Module:
     if name == "prelu":
         return nn.PReLU(channels)
     raise ValueError(f"unknown activation {name!r}; use relu, leaky_relu or prelu")
-
-
-@contextlib.contextmanager
-def frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """Within the block, batch norms of ``module`` normalise with batch statistics but keep their running ones."""
-    saved = []
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
-            saved.append((m, m.momentum, m.num_batches_tracked.clone()))
-            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
-    try:
-        yield
-    finally:
-        for m, momentum, tracked in saved:
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(tracked)
-
-
-def checkpointed(
-    owner: nn.Module, fn: Callable[..., Any], *inputs: torch.Tensor, enabled: bool = True
-) -> Any:
-    """``fn(*inputs)``, with its activations recomputed in the backward pass when ``enabled``.
-
-    Only applies while gradients are recorded. The recomputation runs with the
-    batch norms of ``owner`` frozen, so each training step updates their running
-    statistics once, as without checkpointing.
-
-    Args:
-        owner: the module whose layers ``fn`` uses (for its batch norms).
-        fn: the segment; it must depend on nothing random (no dropout) so that
-            the recomputation reproduces the forward pass.
-        inputs: tensors passed to ``fn``.
-        enabled: checkpoint, or simply call ``fn``.
-
-    Returns:
-        what ``fn`` returns (a tensor or a tuple of tensors).
-    """
-    if not (enabled and torch.is_grad_enabled()):
-        return fn(*inputs)
-    calls = 0
-
-    def segment(*xs: torch.Tensor) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return fn(*xs)
-        with frozen_batchnorm_statistics(owner):  # the recomputation in the backward pass
-            return fn(*xs)
-
-    return checkpoint(segment, *inputs, use_reentrant=False, preserve_rng_state=False)

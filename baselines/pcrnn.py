@@ -1,9 +1,11 @@
 """PC-RNN: the pyramid convolutional RNN of Chen, Wang et al. (2019/2021), re-implemented.
 
-No public code exists; this follows the paper's description. Three ConvRNN
-modules work at scales 4, 2 and 1, coarse to fine, each refining the previous
-module's output for ``iterations`` unrolled steps with weights shared across
-steps (not across modules). One step of a module::
+No public code of PC-RNN exists anywhere, so every detail below that the paper's
+text does not give is a guess, chosen to be simple and to come close to the
+OUCR paper's 1.482 M parameters. Three ConvRNN modules work at scales 4, 2 and
+1, coarse to fine, each refining the previous module's output for
+``iterations`` unrolled steps with weights shared across steps (not across
+modules). One step of a module::
 
     f = PReLU(encoder(x))               strided conv 2 -> F to the module's scale
     h = ConvGRU(f, h)                   h starts at zero
@@ -15,14 +17,36 @@ concatenated outputs of the three modules (6 -> F -> F -> F -> F -> 2, PReLU
 between) followed by data consistency gives the result. All PReLUs have one slope
 per channel; all convolutions are 3 x 3 with a bias unless stated.
 
-Parameter count: ``PCRNN(features=64, res_blocks=3, iterations=5)`` (the defaults:
-F = 64; ConvGRU gates conv(2F -> 2F), candidate conv(2F -> F); final CNN of 5
-convolutions of 64 features) has 1,468,296 parameters, -0.92 % from the paper's
-1.482 M. The design notes (DESIGN.md section 5) quote 1,479,819 for a final CNN
-of four convolutions, but do not say what recurrent unit gives that count: with
-the ConvGRU above and four final convolutions the model has 1,431,304 (-3.4 %),
-and without a gated unit (``h = PReLU(enc(x) + cell(h))``, as OUCR) about 0.77 M;
-the fifth final convolution is what brings the ConvGRU design within 1 %.
+From the paper's text:
+
+* three ConvRNN modules, each reconstructing the image at its own scale (4, 2 and 1),
+  learning iteratively, in a coarse-to-fine order;
+* residual blocks inside the recurrent cell;
+* data consistency with the measured k-space;
+* a final CNN that combines the modules' reconstructions (their concatenation).
+
+Guesses (no public code to check them against):
+
+* the recurrent unit: a ConvGRU with 3 x 3 convolutions (reset and update gates from
+  one conv 2F -> 2F, candidate conv 2F -> F), hidden state starting at zero and kept
+  across the steps of one module only;
+* the residual blocks: their number (3) and form (conv-PReLU-conv plus skip, no
+  normalisation);
+* the resampling: one strided convolution down and one transposed convolution up,
+  kernel sizes 8 / 4 / 3 with strides 4 / 2 / 1;
+* the width F = 64 and the unrolled steps per module (5, the OUCR paper's J);
+* each module starting from the previous module's output, the residual
+  ``x + decoder(h)`` and DC after every step (not only after each module);
+* the final CNN's depth (5 convolutions of F features);
+* PReLU placement: after the encoder, inside the residual blocks and between the
+  final CNN's convolutions; none around the GRU, whose gates use sigmoid and tanh.
+
+Parameter count: ``PCRNN(features=64, res_blocks=3, iterations=5)`` (the defaults)
+has 1,468,296 parameters, -0.92 % from the paper's 1.482 M. The count is most
+sensitive to the guesses above: with four final convolutions the model has
+1,431,304 (-3.4 %), and without a gated unit (``h = PReLU(enc(x) + cell(h))``, as
+OUCR) about 0.77 M; the fifth final convolution is what brings the ConvGRU design
+within 1 %.
 
 Image sizes must be multiples of the largest stride (4).
 """

@@ -3,7 +3,9 @@
 As in the OUCR paper, the U-Net is "modified for data with real and imaginary
 channels and a DC layer added at the end": it maps the two-channel zero-filled
 image to a two-channel image, the zero-filled input is added back (residual
-learning, no parameters), and the shared data-consistency layer follows.
+learning, no parameters), and the shared data-consistency layer follows. The
+residual is a guess: the paper says only that a DC layer was added
+(``residual=False`` turns it off).
 
 Configuration reproducing the paper's 8.634 M parameters (8,633,666 exactly;
 ``UNet(base_channels=32, levels=5)``, the defaults): five levels of
@@ -11,8 +13,9 @@ Configuration reproducing the paper's 8.634 M parameters (8,633,666 exactly;
 batch normalisation and ReLU; 2 x 2 max-pooling down; up path: x2 nearest
 upsampling, a 3 x 3 convolution + BN + ReLU halving the channels, concatenation
 with the skip, then the double convolution; a final 1 x 1 convolution 32 -> 2.
-Convolutions have no bias (BN follows) except the last. (fastMRI's own U-Net with
-32 channels and 4 poolings has 7.76 M, so it is not the paper's.)
+Convolutions have no bias (BN follows) except the last: the count implies it (with
+biases it would be 8,637,090). (fastMRI's own U-Net with 32 channels and 4 poolings
+has 7.76 M, so it is not the paper's.)
 
 Image sizes must be multiples of ``2 ** (levels - 1)`` (16 at the paper's depth).
 """

@@ -12,6 +12,8 @@ import torch
 
 from oucr.errors import DataError
 from oucr.fft import fft2c
+from oucr.engine import inspect as cli_insp
+from oucr.inspect_files import read_features
 from oucr.models import inspect as insp
 from oucr.models.crnn import CRNN
 from oucr.models.oucr import OUCR
@@ -36,12 +38,13 @@ def test_record_cells_gives_every_iteration_and_removes_its_hooks():
     with torch.no_grad():
         torch.testing.assert_close(output, model(image, physics))
     assert set(records) == {"oc", "uc"}
-    assert len(records["oc"].cell) == len(records["oc"].hidden) == 3
+    # the first iteration has no recurrent term: J - 1 cell outputs, J hidden states
+    assert len(records["oc"].cell) == 2 and len(records["oc"].hidden) == 3
     assert records["oc"].hidden[0].shape == (1, 4, 64, 64)  # 4x per axis at depth 2
     assert records["uc"].cell[-1].shape == (1, 6, 4, 4)  # 1/4 per axis
     # the recorded hidden state is the one the branch carries: the next cell input
     with torch.no_grad():
-        assert torch.allclose(model.oc.cell(records["oc"].hidden[0]), records["oc"].cell[1])
+        assert torch.allclose(model.oc.cell(records["oc"].hidden[0]), records["oc"].cell[0])
     for branch in model.branches.values():  # hooks are gone
         assert not branch.cell._forward_hooks and not branch.merge._forward_hooks
     _, last = insp.cell_feature_maps(model, image, physics, last_only=True)
@@ -101,7 +104,7 @@ def test_mass_summaries_on_known_maps():
 
 def _args(tmp_path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    insp.add_arguments(parser)
+    cli_insp.add_arguments(parser)
     return parser.parse_args(
         ["--out-features", str(tmp_path / "features.h5"), "--out-receptive-field", str(tmp_path / "rf.csv"),
          "--size", "32", "--rf-seeds", "2", "--channels", "3", *extra]
@@ -113,12 +116,12 @@ SMALL_ARGS = [a for kv in ("oc_features=4", "uc_features=6", "rm_features=4", "i
 
 
 def test_inspect_command_with_random_weights_on_a_phantom(tmp_path):
-    assert insp.run(_args(tmp_path, *SMALL_ARGS, "--rf-iterations", "1", "2")) == 0
-    maps = insp.read_features(tmp_path / "features.h5")
+    assert cli_insp.run(_args(tmp_path, *SMALL_ARGS, "--rf-iterations", "1", "2")) == 0
+    maps = read_features(tmp_path / "features.h5")
     assert set(maps) == {"input", "oc", "uc"}
     assert maps["input"].shape == (32, 32)
     assert maps["oc"].shape == (3, 64, 64) and maps["uc"].shape == (3, 8, 8)  # oc_depth 1, uc_depth 2
-    everything = insp.read_features(tmp_path / "features.h5", everything=True)
+    everything = read_features(tmp_path / "features.h5", everything=True)
     assert everything["oc_hidden"].shape == (3, 64, 64) and everything["uc_erf"].shape == (32, 32)
     assert len(set(everything["oc_channels"])) == 3
     table = pd.read_csv(tmp_path / "rf.csv")
@@ -142,8 +145,8 @@ def test_inspect_command_with_a_checkpoint_and_a_store(tmp_path):
     args = _args(tmp_path, "--checkpoint", str(tmp_path / "ckpt.pt"), "--store", str(tmp_path / "store"),
                  "--slice", "1")
     args.out_receptive_field = tmp_path / "rf.json"
-    assert insp.run(args) == 0
-    everything = insp.read_features(tmp_path / "features.h5", everything=True)
+    assert cli_insp.run(args) == 0
+    everything = read_features(tmp_path / "features.h5", everything=True)
     assert everything["target"].shape == (32, 32)
     import h5py
 
@@ -157,6 +160,6 @@ def test_inspect_command_with_a_checkpoint_and_a_store(tmp_path):
     # weights that do not fit the model arguments are a DataError naming the file
     torch.save({"model": model.state_dict()}, tmp_path / "bare.pt")
     with pytest.raises(DataError, match="bare.pt"):
-        insp.run(_args(tmp_path, "--checkpoint", str(tmp_path / "bare.pt")))
+        cli_insp.run(_args(tmp_path, "--checkpoint", str(tmp_path / "bare.pt")))
     with pytest.raises(DataError, match="does not exist"):
-        insp.read_features(tmp_path / "missing.h5")
+        read_features(tmp_path / "missing.h5")

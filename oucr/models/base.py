@@ -60,6 +60,19 @@ class ReconModel(nn.Module):
                 f"image shape {tuple(image.shape)} does not match the k-space shape {physics.shape}"
             )
 
+    def reference_parameter_count(self) -> int:
+        """Parameter count as the method's public reference code counts it.
+
+        This is the number a paper quoting the reference implementation reports. By
+        default it is :func:`count_parameters` of this model; a method whose reference
+        code defines layers that its forward pass never uses (and that are therefore
+        not built here) overrides it to add them.
+
+        Returns:
+            the count; ``count_parameters(self)`` gives the parameters actually used.
+        """
+        return count_parameters(self)
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""

@@ -4,8 +4,13 @@ One module ``f`` is an encoder, a recurrent cell of residual blocks acting on th
 hidden state, and a decoder; it is unrolled for ``J`` iterations with shared
 weights, with the shared data-consistency layer after every iteration::
 
-    h_j     = PReLU(cell(h_{j-1}) + enc(y_j))          h_0 = 0
+    h_1     = PReLU(enc(y_1))                          first iteration: no recurrent term
+    h_j     = PReLU(cell(h_{j-1}) + enc(y_j))          j > 1
     y_{j+1} = DC(dec(h_j))
+
+The first iteration has no hidden state to recur on, and applies no cell to
+zeros (the OUCR lineage's ``hidden = activation(encoder(x))`` when no hidden state
+exists yet).
 
 The two flavours differ only in how they resample:
 
@@ -24,22 +29,32 @@ shared by all channels, PyTorch's default)::
              conv(nf -> nf) - resample             9 nf^2 + nf
     cell:    res_blocks x [conv(nf -> nf) - ReLU - conv(nf -> nf) + skip]
                                                    res_blocks x (18 nf^2 + 2 nf)
-    merge:   h_j = PReLU(enc(y_j) + cell(h_{j-1}))  1
-    decoder: resample - conv(nf -> nf) - ReLU      9 nf^2 + nf
-             resample - conv(nf -> 2)              18 nf + 2
+    merge:   PReLU                                 1
+    decoder: conv(nf -> nf), ReLU, conv(nf -> 2)   9 nf^2 + nf + 18 nf + 2
+             with the resampling placed by ``decoder_order`` (below)
 
 With ``depth < 2`` the innermost resampling steps are dropped. At two residual
 blocks this is ``54 nf^2 + 43 nf + 3`` parameters: nf = 64 (OC) 223,939, nf = 128
 (UC) 890,243; with the refine module's 77,378 (:mod:`oucr.models.oucr`) the full
-OUCR has 1,191,560, the paper's 1.192 M. The hidden state starts at zero:
-``h_1 = PReLU(enc(y_1) + cell(0))`` (the cell's biases still act on it).
+OUCR has 1,191,560, the paper's 1.192 M.
 
-The decoder is the mirror image of the encoder (resampling before each
-convolution). The paper's text places each decoder convolution before its
-resampling; both orders have the same parameters, but that one would end the
-UC branch with a nearest-neighbour upsampling of a half-resolution 2-channel
-output (blocky images) and the OC branch with a max-pool of signed real and
-imaginary values (a biased output). The mirrored order avoids both.
+Decoder order (``decoder_order``; all three have the same parameters):
+
+* ``"paper"`` (default): the paper's text, "each convolutional block has a 2D
+  convolutional layer followed by max-pooling layer in OC-CRNN or upsampling layer
+  in UC-CRNN": ``conv(nf -> nf) - ReLU - resample - conv(nf -> 2) - resample``. The
+  module output is then a resampled two-channel image: the UC branch ends with a
+  nearest-neighbour upsampling of a half-resolution output, the OC branch with a
+  max-pool of signed real and imaginary values (the data consistency after it
+  corrects the sampled frequencies only);
+* ``"mirrored"``: the mirror image of the encoder,
+  ``resample - conv(nf -> nf) - ReLU - resample - conv(nf -> 2)``, which avoids both
+  effects (the last convolution works at image resolution);
+* ``"lineage"``: the first author's follow-up code (conv, resample, ReLU, then the
+  last convolution at image resolution): ``conv(nf -> nf) - resample - resample -
+  ReLU - conv(nf -> 2)``.
+
+The measured difference between them on the demo is in ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -48,11 +63,12 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
+from oucr.models.checkpointing import checkpointed
 from oucr.physics import SingleCoilMRI
 
 BRANCHES = ("oc", "uc")
+DECODER_ORDERS = ("paper", "mirrored", "lineage")
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -89,6 +105,8 @@ class CRNN(nn.Module):
         res_blocks: residual blocks in the recurrent cell.
         depth: resampling stages in the encoder (and decoder), 0 to 2.
         checkpointing: recompute each iteration in the backward pass (saves memory).
+        decoder_order: where the decoder resamples: ``"paper"``, ``"mirrored"`` or ``"lineage"``
+            (module docstring).
     """
 
     def __init__(
@@ -99,10 +117,13 @@ class CRNN(nn.Module):
         res_blocks: int = 2,
         depth: int = 2,
         checkpointing: bool = False,
+        decoder_order: str = "paper",
     ) -> None:
         super().__init__()
         if branch not in BRANCHES:
             raise ValueError(f"branch must be 'oc' or 'uc', got {branch!r}")
+        if decoder_order not in DECODER_ORDERS:
+            raise ValueError(f"decoder_order must be one of {', '.join(DECODER_ORDERS)}, got {decoder_order!r}")
         if not 0 <= depth <= 2:
             raise ValueError(f"depth must be 0, 1 or 2 (the module has two conv blocks), got {depth}")
         if iterations < 1 or features < 1 or res_blocks < 0:
@@ -113,12 +134,14 @@ class CRNN(nn.Module):
         #: constructor arguments, so that a freshly initialised twin can be built
         self.config: Dict[str, Any] = dict(
             branch=branch, features=features, iterations=iterations, res_blocks=res_blocks, depth=depth,
-            checkpointing=checkpointing,
+            checkpointing=checkpointing, decoder_order=decoder_order,
         )
         self.branch = branch
         self.depth = depth
         self.iterations = iterations
         self.checkpointing = checkpointing
+        self.decoder_order = decoder_order
+
         def resample(make: Callable[[str], nn.Module], stage: int) -> nn.Module:
             # stage 0 is the outermost; with depth < 2 the innermost stages are dropped
             return make(branch) if stage < depth else nn.Identity()
@@ -129,10 +152,15 @@ class CRNN(nn.Module):
         )
         self.cell = nn.Sequential(*[ResidualBlock(features) for _ in range(res_blocks)])
         self.merge = nn.PReLU(num_parameters=1)
-        self.decoder = nn.Sequential(
-            resample(_shrink, 1), conv3x3(features, features), nn.ReLU(inplace=True), resample(_shrink, 0),
-            conv3x3(features, 2),
-        )
+        inner, outer = resample(_shrink, 1), resample(_shrink, 0)
+        first, last = conv3x3(features, features), conv3x3(features, 2)
+        relu = nn.ReLU(inplace=True)
+        layers = {
+            "paper": [first, relu, inner, last, outer],
+            "mirrored": [inner, first, relu, outer, last],
+            "lineage": [first, inner, outer, relu, last],
+        }[decoder_order]
+        self.decoder = nn.Sequential(*layers)
 
     @property
     def size_multiple(self) -> int:
@@ -140,10 +168,11 @@ class CRNN(nn.Module):
         return 2**self.depth if self.branch == "uc" else 1
 
     def step(self, image: torch.Tensor, hidden: Optional[torch.Tensor]) -> torch.Tensor:
-        """The hidden state after one iteration (``hidden`` None means zero)."""
+        """The hidden state after one iteration (``hidden`` None: the first iteration, no recurrent term)."""
         encoded = self.encoder(image)
-        recurrent = self.cell(hidden if hidden is not None else torch.zeros_like(encoded))
-        return self.merge(encoded + recurrent)
+        if hidden is None:
+            return self.merge(encoded)
+        return self.merge(encoded + self.cell(hidden))
 
     def iteration(
         self, image: torch.Tensor, hidden: Optional[torch.Tensor], physics: Optional[SingleCoilMRI]
@@ -165,10 +194,6 @@ class CRNN(nn.Module):
         hidden state) stay in memory between iterations.
         """
         hidden: Optional[torch.Tensor] = None
-        run: Callable = self.iteration
         for _ in range(self.iterations):
-            if self.checkpointing and torch.is_grad_enabled():
-                image, hidden = checkpoint(run, image, hidden, physics, use_reentrant=False)
-            else:
-                image, hidden = run(image, hidden, physics)
+            image, hidden = checkpointed(self, self.iteration, image, hidden, physics, enabled=self.checkpointing)
         return image

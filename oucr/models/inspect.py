@@ -19,10 +19,9 @@ Two measurements, usable from Python and through ``oucr inspect``:
   - ``extent``: the half-width (Chebyshev) of the support, i.e. the theoretical
     receptive field; ``clipped`` says the support reached the window's border.
 
-  ``iterations = 1`` is one encoder - cell - decoder pass from the zero hidden
-  state (the paper's Fig. 1a/b; the cell then only adds a constant);
-  ``iterations = k`` unrolls the branch ``k`` times without DC, so that the cell
-  acts on a hidden state that depends on the input. ``init = "fresh"`` measures
+  ``iterations = 1`` is one encoder - decoder pass (the first iteration has no
+  recurrent term; the paper's Fig. 1a/b); ``iterations = k`` unrolls the branch
+  ``k`` times without DC, so that the cell acts on the hidden state ``k - 1`` times. ``init = "fresh"`` measures
   freshly initialised twins of the branch (one per seed, averaged): a property of
   the architecture; ``init = "trained"`` measures the branch's own weights. The
   overcomplete branch's radius comes out smaller, as the paper argues.
@@ -62,20 +61,16 @@ rows feed the trained weights the centre crop of the inspected slice.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from oucr.errors import ConfigError, DataError
-from oucr.io import atomic_path, open_hdf5, read_torch_file
+from oucr.errors import ConfigError
 from oucr.models.crnn import CRNN
 from oucr.physics import SingleCoilMRI
 
@@ -106,11 +101,12 @@ def branches_of(model_or_branch: Inspectable) -> Dict[str, CRNN]:
 
 @dataclass
 class CellRecord:
-    """What one branch's recurrent cell produced, one entry per iteration (oldest first).
+    """What one branch's recurrent cell produced (oldest first).
 
     Attributes:
-        cell: ``cell(h_{j-1})``, the residual blocks' output ``(B, nf, h, w)``.
-        hidden: ``h_j = PReLU(enc(y_j) + cell(h_{j-1}))`` ``(B, nf, h, w)``.
+        cell: ``cell(h_{j-1})``, the residual blocks' output ``(B, nf, h, w)``, one entry per
+            iteration from the second on (the first iteration has no recurrent term).
+        hidden: ``h_j = PReLU(enc(y_j) + cell(h_{j-1}))`` ``(B, nf, h, w)``, one entry per iteration.
     """
 
     cell: List[torch.Tensor] = field(default_factory=list)
@@ -390,162 +386,6 @@ def receptive_field(
     return results
 
 
-# The `oucr inspect` command -------------------------------------------------------------------
-
-
-def _parse_model_args(items: Sequence[str]) -> Dict[str, Any]:
-    import yaml
-
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def load_inspectable(
-    checkpoint: Optional[Path],
-    config: Optional[Mapping[str, Any]] = None,
-    method: Optional[str] = None,
-    overrides: Optional[Mapping[str, Any]] = None,
-) -> Tuple[nn.Module, Dict[str, Any]]:
-    """Build an OUCR model (any Table 2 variant), with trained weights if ``checkpoint`` is given.
-
-    The checkpoint is a torch file holding either a bare state dict or a dict with
-    the weights under ``state_dict`` (``oucr train``'s ``model.pt``) or ``model``,
-    and optionally ``model_kwargs`` (or ``kwargs``), ``method``, ``acceleration``.
-    Constructor arguments: the config's ``models.OUCR`` section, then the
-    checkpoint's, then ``overrides``.
-
-    Returns:
-        ``(model in eval mode, metadata)``; metadata holds ``method``,
-        ``model_kwargs`` and whatever else the checkpoint held besides weights.
-
-    Raises:
-        DataError: unreadable checkpoint or weights that do not fit the model.
-        ConfigError: a method that is not OUCR or one of its variants.
-    """
-    from oucr.models.oucr import OUCR
-    from oucr.models.registry import ABLATIONS, build_model, model_config_key
-
-    meta: Dict[str, Any] = {}
-    state: Optional[Mapping[str, torch.Tensor]] = None
-    kwargs: Dict[str, Any] = {}
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        blob = read_torch_file(checkpoint, "checkpoint file")
-        if isinstance(blob, Mapping) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
-            state = blob
-        elif isinstance(blob, Mapping) and isinstance(blob.get("state_dict", blob.get("model")), Mapping):
-            state = blob.get("state_dict", blob.get("model"))
-            kwargs = dict(blob.get("model_kwargs") or blob.get("kwargs") or {})
-            meta = {k: v for k, v in blob.items() if k not in ("state_dict", "model", "optimizer", "scheduler")}
-        else:
-            raise DataError(checkpoint, "expected a state dict, or a dict with 'state_dict' or 'model' weights")
-    method = method or meta.get("method") or "OUCR"
-    kwargs.update(overrides or {})
-    kwargs.pop("checkpointing", None)  # inspection never trains
-    model = build_model(method, (config or {}).get("models"), **kwargs)
-    if not isinstance(model, OUCR):
-        raise ConfigError(f"oucr inspect needs OUCR or one of its ablation variants, got {method!r}")
-    if state is not None:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise DataError(
-                checkpoint,  # type: ignore[arg-type]
-                f"weights do not fit {method} with arguments {kwargs} (give them with --config/--model-arg): "
-                f"{str(err)[:400]}",
-            ) from err
-    meta["method"] = method
-    section = dict(((config or {}).get("models") or {}).get(model_config_key(method)) or {})
-    section.pop("checkpointing", None)
-    meta["model_kwargs"] = {**section, **ABLATIONS.get(method, {}), **kwargs}
-    return model.eval(), meta
-
-
-def default_center_fraction(config: Mapping[str, Any], acceleration: int) -> float:
-    """The configured centre fraction, else fastMRI's (0.08 at 4x, 0.04 at 8x: 0.32 / acceleration)."""
-    accs = config.get("accelerations") or {}
-    entry = accs.get(acceleration, accs.get(str(acceleration)))
-    if entry and "center_fraction" in entry:
-        return float(entry["center_fraction"])
-    return 0.32 / acceleration
-
-
-def synthetic_slice(size: int) -> np.ndarray:
-    """A ``size`` x ``size`` complex64 Shepp-Logan phantom with a smooth phase."""
-    from skimage.data import shepp_logan_phantom
-    from skimage.transform import resize
-
-    magnitude = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
-    yy, xx = np.mgrid[:size, :size] / size
-    phase = 0.5 * np.pi * (yy - 0.5) * (xx - 0.3)
-    return (magnitude * np.exp(1j * phase)).astype(np.complex64)
-
-
-def load_example(
-    store: Optional[Path],
-    split: str,
-    volume: Optional[str],
-    index: Optional[int],
-    size: int,
-    mask_func,
-    masks_file: Optional[Path] = None,
-) -> Dict[str, Any]:
-    """One undersampled slice: from the store (as the dataset serves it) or synthetic.
-
-    Without ``volume`` the first volume of ``split`` is used; without ``index`` its
-    slice of the largest energy.
-
-    Returns:
-        ``{"image" (1, 2, H, W), "physics", "target" (H, W) complex or None, "volume", "slice"}``.
-    """
-    from oucr.fft import fft2c
-    from oucr.masks import column_mask, volume_seed
-
-    if store is None:
-        target = synthetic_slice(size)
-        mask, _ = column_mask(mask_func, size, seed=volume_seed("synthetic"))
-        mask_t = torch.from_numpy(mask.astype(np.float32)).reshape(1, 1, -1)
-        masked = torch.from_numpy(fft2c(target))[None] * mask_t
-        from oucr.physics import normalisation_factor
-
-        norm = normalisation_factor(masked)
-        physics = SingleCoilMRI(masked / norm.reshape(-1, 1, 1), mask_t)
-        return {"image": physics.zero_filled(), "physics": physics, "target": target / float(norm),
-                "volume": "synthetic", "slice": 0}
-
-    from oucr.data.dataset import SliceDataset
-    from oucr.data.store import PreparedStore
-
-    prepared = PreparedStore(store)
-    volumes = prepared.volumes(split)
-    if not volumes:
-        raise DataError(store, f"the store has no {split!r} volumes")
-    volume = volume or volumes[0]
-    if volume not in volumes:
-        raise DataError(store, f"volume {volume!r} is not in the {split!r} split")
-    if index is None:
-        energy = (np.abs(prepared.load(volume)["target"]) ** 2).sum(axis=(1, 2))
-        index = int(np.argmax(energy))
-    dataset = SliceDataset(prepared, split, mask_func, masks_file=masks_file, fixed=True)
-    try:
-        position = dataset.slice_index.index((volume, index))
-    except ValueError:
-        raise DataError(prepared.path(volume), f"slice {index} does not exist") from None
-    try:
-        item = dataset[position]
-    finally:
-        dataset.close()
-    physics = SingleCoilMRI(item["masked_kspace"][None], item["mask"][None])
-    target = item["target"][0] + 1j * item["target"][1]
-    return {"image": item["image"][None], "physics": physics, "target": target.numpy(),
-            "volume": volume, "slice": index}
-
-
 def inspect_model(
     model: nn.Module,
     example: Mapping[str, Any],
@@ -584,6 +424,9 @@ def inspect_model(
     if example.get("target") is not None:
         arrays["target"] = np.abs(example["target"]).astype(np.float32)
     for name, rec in records.items():
+        if not rec.cell:
+            raise ConfigError(f"the {name.upper()} cell acts from the second iteration on; "
+                              "inspecting it needs a model with at least 2 iterations")
         cell, hidden = rec.cell[-1][0], rec.hidden[-1][0]
         keep = strongest_channels(cell, channels)
         arrays[name] = cell[keep].float().numpy()
@@ -608,113 +451,3 @@ def inspect_model(
     for name in branches_of(model):
         arrays[f"{name}_erf"] = next(rf.gradient for rf in found if rf.branch == name)
     return arrays, found
-
-
-def write_features(path: Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
-    """Write the features file (module docstring) atomically."""
-    import h5py
-
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key, value in arrays.items():
-                f.create_dataset(key, data=value, compression="gzip" if value.size > 4096 else None)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-
-
-def write_receptive_fields(path: Path, results: Sequence[ReceptiveField]) -> None:
-    """Write the receptive-field table (CSV, or JSON records for a ``.json`` name) atomically."""
-    import pandas as pd
-
-    table = pd.DataFrame([r.row() for r in results])
-    with atomic_path(path) as tmp:
-        if Path(path).suffix.lower() == ".json":
-            tmp.write_text(json.dumps(table.to_dict(orient="records"), indent=1) + "\n")
-        else:
-            table.to_csv(tmp, index=False)
-
-
-def read_features(path: Union[str, Path], everything: bool = False) -> Dict[str, np.ndarray]:
-    """Read a features file: ``{"input", "oc", "uc"}`` (branches present), or every dataset.
-
-    Raises:
-        DataError: if the file is missing or not a features file.
-    """
-    path = Path(path)
-    with open_hdf5(path, "feature-map file", "; run `oucr inspect`") as f:
-        if "input" not in f:
-            raise DataError(path, "not a features file of `oucr inspect` (no 'input' dataset)")
-        keys = list(f) if everything else [k for k in ("input", "oc", "uc") if k in f]
-        return {k: f[k][()] for k in keys}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``oucr inspect``."""
-    parser.add_argument("--checkpoint", type=Path,
-                        help="torch file: oucr train's model.pt, a dict with 'model' weights (+ 'model_kwargs'), "
-                             "or a bare state dict (default: random initialisation)")
-    parser.add_argument("--config", help="YAML config (models.OUCR widths, accelerations); optional")
-    parser.add_argument("--method", help="OUCR or a Table 2 variant (default: the checkpoint's, else OUCR)")
-    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="constructor argument overriding config and checkpoint (repeatable)")
-    parser.add_argument("--store", type=Path, help="prepared store to take a slice from (default: a phantom)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--volume", help="volume of the store (default: the split's first)")
-    parser.add_argument("--slice", type=int, help="slice of that volume (default: the most energetic)")
-    parser.add_argument("--masks", type=Path, help="fixed masks file of `oucr masks` (default: fastMRI seed per volume)")
-    parser.add_argument("--size", type=int, default=64, help="phantom size without --store (default 64)")
-    parser.add_argument("--acceleration", type=int, help="default: the checkpoint's, else 4")
-    parser.add_argument("--center-fraction", type=float, help="default: the config's, else 0.32 / acceleration")
-    parser.add_argument("--mask-type", help="random or equispaced_fraction (default: the config's, else random)")
-    parser.add_argument("--channels", type=int, default=4, help="feature channels kept per branch (default 4)")
-    parser.add_argument("--rf-size", type=int, help="receptive-field window (default: up to 64)")
-    parser.add_argument("--rf-seeds", type=int, default=3, help="fresh initialisations averaged (default 3)")
-    parser.add_argument("--rf-fraction", type=float, default=ERF_FRACTION)
-    parser.add_argument("--rf-iterations", type=int, nargs="+", default=[1, 2],
-                        help="iterations unrolled without DC, one row each (default 1 2)")
-    parser.add_argument("--threads", type=int, help="CPU threads")
-    parser.add_argument("--out-features", type=Path, required=True, help="HDF5 feature maps")
-    parser.add_argument("--out-receptive-field", type=Path, required=True, help="CSV (or .json) receptive fields")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry of ``oucr inspect``."""
-    from oucr.config import load_config
-    from oucr.engine.runtime import set_threads
-    from oucr.masks import create_mask_for_mask_type
-
-    set_threads(args.threads)
-    config = load_config(args.config) if args.config else {}
-    if args.channels < 1 or args.rf_seeds < 1:
-        raise ConfigError("--channels and --rf-seeds must be at least 1")
-    model, meta = load_inspectable(args.checkpoint, config, args.method, _parse_model_args(args.model_arg))
-    acceleration = int(args.acceleration or meta.get("acceleration") or 4)
-    center_fraction = args.center_fraction or default_center_fraction(config, acceleration)
-    mask_type = args.mask_type or str(config.get("mask_type", "random"))
-    mask_func = create_mask_for_mask_type(mask_type, [center_fraction], [acceleration])
-    example = load_example(args.store, args.split, args.volume, args.slice, args.size, mask_func, args.masks)
-    arrays, found = inspect_model(
-        model, example, channels=args.channels, rf_size=args.rf_size, rf_seeds=range(args.rf_seeds),
-        rf_fraction=args.rf_fraction, rf_iterations=args.rf_iterations, trained=args.checkpoint is not None,
-    )
-    attrs = {
-        "source": "synthetic" if args.store is None else "store",
-        "store": str(args.store or ""),
-        "volume": example["volume"],
-        "slice": int(example["slice"]),
-        "method": meta["method"],
-        "checkpoint": str(args.checkpoint or ""),
-        "model_kwargs": json.dumps(meta.get("model_kwargs", {}), sort_keys=True, default=str),
-        "iterations": int(next(iter(branches_of(model).values())).iterations),
-        "acceleration": acceleration,
-        "center_fraction": float(center_fraction),
-        "mask_type": mask_type,
-    }
-    write_features(args.out_features, arrays, attrs)
-    write_receptive_fields(args.out_receptive_field, found)
-    for rf in found:
-        log.info("%s (%s weights, %d iteration(s), %d px window): %.0f%% of the gradient within %.1f px, "
-                 "support half-width %d px%s", rf.branch.upper(), rf.init, rf.iterations, rf.size,
-                 100 * rf.fraction, rf.radius, rf.extent, " (clipped by the window)" if rf.clipped else "")
-    log.info("wrote %s and %s", args.out_features, args.out_receptive_field)
-    return 0

@@ -82,6 +82,8 @@ class OUCR(ReconModel):
         uc_depth: resampling stages of the UC branch (paper 2: hidden state 1/4 per axis).
         use_oc, use_uc, use_rm: which components to build (Table 2).
         checkpointing: activation checkpointing per iteration (memory for compute).
+        decoder_order: where the branch decoders resample: ``"paper"`` (the paper's text, the
+            default), ``"mirrored"`` or ``"lineage"`` (:mod:`oucr.models.crnn`).
     """
 
     def __init__(
@@ -97,12 +99,13 @@ class OUCR(ReconModel):
         use_uc: bool = True,
         use_rm: bool = True,
         checkpointing: bool = False,
+        decoder_order: str = "paper",
     ) -> None:
         super().__init__()
         if not (use_oc or use_uc):
             raise ValueError("OUCR needs at least one of the OC and UC branches")
-        self.oc = CRNN("oc", oc_features, iterations, res_blocks, oc_depth, checkpointing) if use_oc else None
-        self.uc = CRNN("uc", uc_features, iterations, res_blocks, uc_depth, checkpointing) if use_uc else None
+        self.oc = CRNN("oc", oc_features, iterations, res_blocks, oc_depth, checkpointing, decoder_order) if use_oc else None
+        self.uc = CRNN("uc", uc_features, iterations, res_blocks, uc_depth, checkpointing, decoder_order) if use_uc else None
         branches = int(use_oc) + int(use_uc)
         self.rm = RefineModule(2 * branches, rm_features) if use_rm else None
 
@@ -110,6 +113,11 @@ class OUCR(ReconModel):
     def size_multiple(self) -> int:  # type: ignore[override]
         """Image sizes must be divisible by this (the UC branch pools)."""
         return self.uc.size_multiple if self.uc is not None else 1
+
+    @property
+    def has_unused_parameters(self) -> bool:
+        """At J = 1 the recurrent cells are never called (the first iteration has no recurrent term)."""
+        return any(m.iterations == 1 and len(m.cell) > 0 for m in self.branches.values())
 
     @property
     def branches(self) -> Dict[str, CRNN]:
