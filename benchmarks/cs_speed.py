@@ -76,7 +76,7 @@ def demo_config(path: Path, work: Path) -> Dict[str, object]:
 
 def quality(config: Dict[str, object], work: Path, datasets: Sequence[str], accelerations: Sequence[int]) -> List[Dict]:
     """CS vs zero-filled on the test volumes of the demo datasets, through the pipeline's functions."""
-    from baselines.cs_pipeline import reconstruct_volumes, tune_lambda
+    from oucr.engine.cs import reconstruct_volumes, tune_lambda
     from oucr.config import acceleration_settings
     from oucr.data.demo import build_demo_data
     from oucr.data.fixed_masks import read_fixed_masks, write_fixed_masks

@@ -18,7 +18,7 @@ from baselines.cs import (
     tv_eigenvalues,
     tv_normal_solve,
 )
-from baselines.cs_pipeline import (
+from oucr.engine.cs import (
     chunk_volumes,
     read_lambda_file,
     reconstruct_volumes,
@@ -245,8 +245,11 @@ def test_reconstruction_files_match_the_network_layout(tiny_store, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["vol3.h5", "vol4.h5"]
     for volume in ["vol3", "vol4"]:
         with h5py.File(out / f"{volume}.h5", "r") as f:
-            assert list(f.keys()) == ["reconstruction"]
-            assert f["reconstruction"].dtype == np.float32
+            assert sorted(f.keys()) == ["reconstruction", "reconstruction_complex"]
+            assert f["reconstruction"].dtype == np.float32 and f["reconstruction_complex"].dtype == np.complex64
+            # the magnitude is that of the complex image, and every slice names its source slice
+            assert np.array_equal(f["reconstruction"][()], np.abs(f["reconstruction_complex"][()]))
+            assert np.array_equal(f.attrs["slices"], prepared.source_slices(volume))
         recon, attrs = read_reconstruction(out / f"{volume}.h5")
         target = np.abs(prepared.load(volume)["target"])
         assert recon.shape == target.shape

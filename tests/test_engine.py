@@ -16,36 +16,6 @@ from oucr.cli import main as cli
 from oucr.config import ConfigError, with_overrides
 from oucr.engine.train import make_job, train
 
-TINY = {
-    "seed": 0,
-    "demo_data": {"seed": 0, "demo-brain": {"subjects": 6, "slices": 2, "size": 32}},
-    "datasets": {
-        "tiny": {"paper_dataset": "HPKS", "format": "magnitude", "input": None, "size": [32, 32],
-                 "slices_per_volume": 2, "split": {"train": 3, "val": 1, "test": 2}},
-    },
-    "accelerations": {4: {"center_fraction": 0.08}},
-    "mask_type": "random",
-    "models": {"UNet": {"base_channels": 4, "levels": 3},
-               "OUCR": {"oc_features": 4, "uc_features": 8, "rm_features": 4, "iterations": 2, "oc_depth": 1}},
-    "training": {"epochs": 3, "batch_size": 2, "lr": 1e-3, "device": "cpu"},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A prepared tiny store and its fixed masks."""
-    from oucr.data.demo import build_demo_data
-    from oucr.data.fixed_masks import write_fixed_masks
-    from oucr.data.prepare import prepare_dataset
-
-    root = tmp_path_factory.mktemp("tiny")
-    build_demo_data(TINY, root / "raw", kinds=("demo-brain",))
-    config = with_overrides(TINY, [f"datasets.tiny.input={root / 'raw' / 'demo-brain'}"])
-    prepare_dataset(config["datasets"]["tiny"], root / "store", seed=0, name="tiny")
-    write_fixed_masks(root / "store", root / "masks.h5", 4, 0.08)
-    return {"root": root, "config": config, "store": root / "store", "masks": root / "masks.h5"}
-
-
 def _job(tiny, tmp_path, method="UNet", **overrides):
     config = with_overrides(tiny["config"], [f"{k}={v}" for k, v in overrides.items()])
     return make_job(config, method, "tiny", 4, tiny["store"], tiny["masks"], tmp_path / "out", tmp_path / "ckpt")
@@ -58,8 +28,9 @@ def test_short_training_lowers_the_loss_and_writes_outputs(tiny, tmp_path):
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert np.isfinite(history["val_psnr"]).all()
     csv = pd.read_csv(tmp_path / "out" / "history.csv")
-    assert list(csv.columns) == ["epoch", "train_loss", "val_psnr", "val_ssim", "val_nmse", "lr", "seconds",
-                                 "slices_per_second"]
+    assert list(csv.columns) == ["run", "method", "dataset", "acceleration", "replicate", "epoch", "train_loss",
+                                 "val_psnr", "val_ssim", "val_nmse", "lr", "seconds", "slices_per_second"]
+    assert (csv["method"] == "UNet").all() and (csv["replicate"] == 0).all()
     blob = torch.load(tmp_path / "out" / "model.pt", weights_only=False)
     assert blob["method"] == "UNet" and blob["epoch"] == int(history["val_psnr"].idxmax()) + 1
     assert (tmp_path / "ckpt" / "last.pt").is_file()
@@ -218,3 +189,121 @@ def test_bench_writes_one_row_per_method_with_documented_columns(tmp_path):
         100 * oucr_row["train_gflops"] / oucr_row["peak_conv_gflops"])
     assert oucr_row["amp"] == "none" and oucr_row["threads"] == 1
     assert frame.set_index("method").loc["CS", "infer_ms_per_slice"] > 0
+
+
+def test_magnitude_loss_is_the_l1_of_magnitudes():
+    from oucr.engine.losses import per_sample_loss
+
+    g = torch.Generator().manual_seed(0)
+    out, target = torch.randn(3, 2, 8, 8, generator=g), torch.randn(3, 2, 8, 8, generator=g)
+    mag = lambda x: torch.sqrt(x[:, 0] ** 2 + x[:, 1] ** 2)  # noqa: E731
+    expected = torch.stack([torch.nn.functional.l1_loss(mag(out[i:i + 1]), mag(target[i:i + 1])) for i in range(3)])
+    torch.testing.assert_close(per_sample_loss("l1_magnitude", out, target), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(per_sample_loss("l1", out, target).mean(), torch.nn.functional.l1_loss(out, target))
+    # a global phase rotation leaves the magnitudes, not the channels: only the channel loss sees it
+    rotated = torch.stack([-target[:, 1], target[:, 0]], dim=1)  # multiplied by i
+    assert per_sample_loss("l1_magnitude", rotated, target).max() < 1e-5
+    assert per_sample_loss("l1", rotated, target).min() > 0.1
+    # the gradient is finite where the output is exactly zero
+    zero = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    per_sample_loss("l1_magnitude", zero, torch.ones(1, 2, 4, 4)).sum().backward()
+    assert torch.isfinite(zero.grad).all()
+
+
+def test_every_run_of_a_dataset_and_acceleration_sees_the_same_data_stream(tiny, tmp_path):
+    """UNet, an OUCR variant, a J-sweep point and another replicate: same batches, same masks; own weights."""
+    from oucr.engine.train import build_datasets, epoch_order
+
+    jobs = [
+        _job(tiny, tmp_path / "a", "UNet"),
+        make_job(tiny["config"], "UC-CRNN + RM", "tiny", 4, tiny["store"], tiny["masks"], tmp_path / "b", tmp_path / "bc"),
+        make_job(with_overrides(tiny["config"], ["models.OUCR.iterations=3"]), "OUCR", "tiny", 4, tiny["store"],
+                 tiny["masks"], tmp_path / "c", tmp_path / "cc", run_name="oucr-j3"),
+        make_job(tiny["config"], "OUCR", "tiny", 4, tiny["store"], tiny["masks"], tmp_path / "d", tmp_path / "dc",
+                 replicate=1),
+    ]
+    assert len({j.data_seed for j in jobs}) == 1 and len({j.init_seed for j in jobs}) == len(jobs)
+    streams = []
+    for job in jobs:
+        train_ds, _ = build_datasets(job)
+        stream = []
+        for epoch in (0, 1):
+            order = epoch_order(job, epoch, len(train_ds))
+            stream.append((order, [train_ds[(i, epoch)]["mask"].numpy().tobytes() for i in order]))
+        streams.append(stream)
+    assert all(s == streams[0] for s in streams[1:])
+    assert streams[0][0][0] != streams[0][1][0]  # each epoch is shuffled anew
+    # another acceleration, dataset or global seed is another stream
+    other = make_job(with_overrides(tiny["config"], ["seed=1"]), "UNet", "tiny", 4, tiny["store"], tiny["masks"],
+                     tmp_path / "e", tmp_path / "ec")
+    assert other.data_seed != jobs[0].data_seed
+
+
+@pytest.mark.filterwarnings("ignore:.*meta parameter")
+def test_resume_restores_onto_any_device_and_a_corrupt_checkpoint_is_a_clear_error(tiny, tmp_path):
+    """Checkpoints are read on the CPU; the meta device stands in for a GPU."""
+    from oucr.engine.checkpoint import read_checkpoint, restore_checkpoint
+    from oucr.engine.runtime import rng_state
+    from oucr.errors import DataError
+    from oucr.models.registry import build_model
+
+    job = _job(tiny, tmp_path, **{"training.epochs": 1})
+    train(job, threads=1, progress=False)
+    blob = read_checkpoint(job.checkpoint_dir / "last.pt")
+    assert blob["rng"]["torch"].device.type == "cpu"
+    # today's crash: a checkpoint loaded onto the training device has its RNG state on that device
+    with pytest.raises(TypeError):
+        torch.set_rng_state(blob["rng"]["torch"].to("meta"))
+    model = build_model("UNet", None, **job.model_kwargs).to("meta")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.9)
+    before = rng_state()["torch"]
+    state = restore_checkpoint(blob, model, optimizer, scheduler)
+    assert state["start_epoch"] == 1 and len(state["history"]) == 1
+    assert next(model.parameters()).device.type == "meta"
+    assert torch.equal(torch.get_rng_state(), blob["rng"]["torch"]) and not torch.equal(before, blob["rng"]["torch"])
+    # a damaged last.pt: one error naming the file and how to start afresh, on every rerun
+    (job.checkpoint_dir / "last.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    for _ in range(2):
+        with pytest.raises(DataError, match="start this training afresh") as err:
+            train(job, threads=1, progress=False)
+        assert err.value.path == str(job.checkpoint_dir / "last.pt")
+
+
+def test_a_model_trained_for_another_acceleration_is_refused_unless_forced(tiny, tmp_path):
+    from oucr.engine.reconstruct import reconstruct_store
+
+    train(_job(tiny, tmp_path, **{"training.epochs": 1}), threads=1, progress=False)
+    args = (tiny["store"], tiny["masks"], tmp_path / "recon")
+    with pytest.raises(ConfigError, match="trained on tiny at 4x.*--force"):
+        reconstruct_store(*args, "tiny", 8, model_file=tmp_path / "out" / "model.pt", device="cpu")
+    with pytest.raises(ConfigError, match="--force"):
+        reconstruct_store(*args, "other", 4, model_file=tmp_path / "out" / "model.pt", device="cpu")
+    assert reconstruct_store(*args, "tiny", 8, model_file=tmp_path / "out" / "model.pt", device="cpu", force=True)
+
+
+def _killed_by_the_oom_killer(**kwargs):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stuck(**kwargs):
+    time.sleep(60)
+
+
+def _measured(**kwargs):
+    return {"method": kwargs["method"], "train_slices_per_s": 1.0}
+
+
+def test_bench_survives_a_dead_or_stuck_measuring_process():
+    from oucr.engine.bench import in_fresh_process
+
+    t0 = time.time()
+    dead = in_fresh_process(_killed_by_the_oom_killer, {"method": "Kiu-net"})
+    assert dead["method"] == "Kiu-net" and "SIGKILL" in dead["error"] and "out of memory" in dead["error"]
+    stuck = in_fresh_process(_stuck, {"method": "OUCR"}, timeout=3)
+    assert "no result within 3 s" in stuck["error"]
+    assert time.time() - t0 < 40
+    assert in_fresh_process(_measured, {"method": "UNet"}) == {"method": "UNet", "train_slices_per_s": 1.0}

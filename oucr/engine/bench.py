@@ -19,8 +19,15 @@ its own) on random data of the requested size:
   multiplication measured in the same run with the same threads and the same
   precision (``amp``) as the models, the practical ceiling to compare with;
 - ``pct_of_conv_peak``: achieved training rate as a percentage of the conv peak;
-- ``amp`` / ``checkpointing``: the precision and activation checkpointing the
-  row was measured with (the config's training values unless overridden).
+- ``amp`` / ``checkpointing`` / ``compile`` / ``deterministic``: the settings the row
+  was measured with (each method's training values unless overridden);
+- ``first_step_s``: the first training step (memory allocation, and compilation
+  with ``compile``): what ``torch.compile`` costs before it pays off;
+- ``loader_slices_per_s``: what the training DataLoader delivers to the device at this
+  size (workers and pinned memory as training would use them; the same for every row),
+  and ``loader_headroom`` = loader rate / training rate: below 1 the device is starved;
+- ``error``: why a method's measurement failed (its process died, e.g. out of memory,
+  or overran ``--timeout``); the bench goes on with the next method.
 
 CS is not a network: its row reports only the inference latency of
 :func:`baselines.cs.reconstruct_slice` with the configured settings.
@@ -35,8 +42,9 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -49,7 +57,8 @@ log = logging.getLogger(__name__)
 COLUMNS = [
     "method", "size", "batch_size", "params", "train_slices_per_s", "infer_ms_per_slice", "peak_mem_mb",
     "train_gflop_per_step", "train_gflops", "peak_conv_gflops", "peak_matmul_gflops", "pct_of_conv_peak",
-    "amp", "checkpointing", "device", "threads",
+    "amp", "checkpointing", "compile", "deterministic", "first_step_s", "loader_slices_per_s", "loader_workers",
+    "loader_headroom", "device", "threads", "error",
 ]
 
 
@@ -99,13 +108,16 @@ def measure_peaks(device: torch.device, min_seconds: float = 1.0, amp: str = "no
 
 
 def _random_batch(batch: int, size: int, acceleration: int, device: torch.device):
+    """Random complex images with the project's masks (fastMRI random, the paper's centre fractions)."""
     from oucr.fft import fft2c
+    from oucr.masks import RandomMaskFunc, column_mask
     from oucr.physics import SingleCoilMRI
 
     g = torch.Generator().manual_seed(0)
     image = torch.randn(batch, size, size, generator=g, dtype=torch.complex64)
-    mask = (torch.rand(batch, 1, size, generator=g) < 1.0 / acceleration).float()
-    mask[..., size // 2 - 2 : size // 2 + 2] = 1
+    func = RandomMaskFunc([0.32 / acceleration], [acceleration])
+    masks = [column_mask(func, size, seed=(0, i))[0] for i in range(batch)]
+    mask = torch.from_numpy(np.stack(masks).astype(np.float32)).reshape(batch, 1, size)
     physics = SingleCoilMRI(fft2c(image) * mask, mask).to(device)
     target = torch.view_as_real(image).permute(0, 3, 1, 2).contiguous().to(device)
     return physics.zero_filled(), physics, target
@@ -114,24 +126,33 @@ def _random_batch(batch: int, size: int, acceleration: int, device: torch.device
 def bench_network(
     method: str, model_config: Mapping[str, Any], size: int, batch_size: int, device: torch.device,
     amp: str = "none", checkpointing: bool = False, min_seconds: float = 2.0, min_repeats: int = 2,
+    compile: bool = False, deterministic: bool = True,
 ) -> Dict[str, Any]:
-    """Measure one network (call in a fresh process for a clean CPU memory peak)."""
+    """Measure one network (call in a fresh process for a clean CPU memory peak).
+
+    With ``compile`` the training step's model is ``torch.compile``-d; ``compile_s`` is the
+    time of the first (compiling) step, so that the speed-up can be judged end to end.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     from oucr.engine.inference import autocast_context
+    from oucr.engine.losses import per_sample_loss
+    from oucr.engine.runtime import configure_determinism
     from oucr.models.base import count_parameters
     from oucr.models.registry import build_model
 
+    configure_determinism(deterministic)
     overrides = {"checkpointing": True} if checkpointing else {}
     model = place_model(build_model(method, model_config, **overrides), device)
+    step_model = torch.compile(model) if compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     image, physics, target = _random_batch(batch_size, size, 4, device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         with autocast_context(device, amp):
-            out = model(image, physics)
-        loss = torch.nn.functional.l1_loss(out.float(), target)
+            out = step_model(image, physics)
+        loss = per_sample_loss("l1_magnitude", out.float(), target).mean()
         loss.backward()
         opt.step()
 
@@ -140,12 +161,18 @@ def bench_network(
         base = torch.cuda.memory_allocated(device)
     else:
         base = _maxrss_mb()
-    step()  # first step allocates Adam's state, part of the training footprint
+    t_first = time.perf_counter()
+    step()  # first step allocates Adam's state (part of the training footprint), and compiles
     _sync(device)
+    first_step_s = time.perf_counter() - t_first
     peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else _maxrss_mb() - base
+    if compile:  # the compiled graph hides the operations from the counter: count them on the plain model
+        step_model, saved = model, step_model
     with FlopCounterMode(display=False) as counter:
         step()
     flop = counter.get_total_flops()
+    if compile:
+        step_model = saved
     t_step = _timed(step, device, min_seconds, min_repeats)
 
     model.eval()
@@ -160,6 +187,9 @@ def bench_network(
         "peak_mem_mb": peak,
         "train_gflop_per_step": flop / 1e9,
         "train_gflops": flop / t_step / 1e9,
+        "first_step_s": first_step_s,
+        "compile": bool(compile),
+        "deterministic": bool(deterministic),
     }
 
 
@@ -179,62 +209,148 @@ def bench_cs(cs_config: Mapping[str, Any], size: int, acceleration: int = 4, rep
     return {"method": "CS", "infer_ms_per_slice": 1e3 * (time.perf_counter() - t0) / repeats}
 
 
-def _worker(queue: "mp.Queue", kind: str, kwargs: Dict[str, Any], threads: Optional[int]) -> None:
+def bench_loader(size: int, batch_size: int, device: torch.device, num_workers: Optional[int] = None,
+                 min_seconds: float = 2.0, volumes: int = 4, slices: int = 8) -> Dict[str, Any]:
+    """Slices per second the training DataLoader delivers to ``device`` at ``size`` x ``size``.
+
+    A temporary prepared store of random volumes is read exactly as training reads a
+    real one (HDF5 per volume, a fresh mask per slice, normalisation, collation, pinned
+    memory and workers as :func:`oucr.engine.runtime.loader_settings` chooses for the
+    device), so a GPU that trains faster than this is starved.
+    """
+    import tempfile
+
+    from oucr.data.dataset import SliceDataset
+    from oucr.data.store import PreparedVolume, write_store
+    from oucr.engine.inference import batch_to_device
+    from oucr.engine.runtime import loader_settings
+    from oucr.masks import RandomMaskFunc
+
+    settings = loader_settings(device, num_workers)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="oucr-loader-") as tmp:
+        vols = [PreparedVolume(f"v{i}", f"s{i}", (rng.standard_normal((slices, size, size))
+                                                  + 1j * rng.standard_normal((slices, size, size))),
+                               "random", "magnitude", np.arange(slices), split="train") for i in range(volumes)]
+        write_store(tmp, vols)
+        data = SliceDataset(tmp, "train", RandomMaskFunc([0.08], [4]), seed=0)
+        loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, **settings)
+        n, t0, epoch = 0, time.perf_counter(), 0
+        while time.perf_counter() - t0 < min_seconds or n == 0:
+            data.set_epoch(epoch)
+            for batch in loader:
+                batch_to_device(batch, device)
+                n += batch["image"].shape[0]
+            epoch += 1
+        _sync(device)
+        rate = n / (time.perf_counter() - t0)
+        data.close()
+    return {"loader_slices_per_s": rate, "loader_workers": settings["num_workers"]}
+
+
+def _measure_network(**kwargs: Any) -> Dict[str, Any]:
+    return bench_network(**{**kwargs, "device": torch.device(kwargs["device"])})
+
+
+def _worker(queue: "mp.Queue", fn: Callable[..., Dict[str, Any]], kwargs: Dict[str, Any],
+            threads: Optional[int]) -> None:
     try:
         set_threads(threads)
-        if kind == "cs":
-            queue.put(bench_cs(**kwargs))
-        else:
-            kwargs = dict(kwargs)
-            kwargs["device"] = torch.device(kwargs["device"])
-            queue.put(bench_network(**kwargs))
+        queue.put(fn(**kwargs))
     except Exception as err:  # report, don't hang the parent
-        queue.put({"method": kwargs.get("method", kind), "error": f"{type(err).__name__}: {err}"})
+        queue.put({"method": kwargs.get("method", "CS"), "error": f"{type(err).__name__}: {err}"})
 
 
-def _in_fresh_process(kind: str, kwargs: Dict[str, Any], threads: Optional[int]) -> Dict[str, Any]:
+def _death(exitcode: Optional[int]) -> str:
+    """Why a worker ended without a result, in words."""
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+        return f"the measuring process was killed by {name}{hint}"
+    return f"the measuring process exited with status {exitcode} without a result"
+
+
+def in_fresh_process(fn: Callable[..., Dict[str, Any]], kwargs: Dict[str, Any], threads: Optional[int] = None,
+                     timeout: Optional[float] = None) -> Dict[str, Any]:
+    """Run one measurement ``fn(**kwargs)`` (a module-level function) in a fresh process.
+
+    A process that dies (out of memory, a signal) or overruns ``timeout`` seconds gives a row
+    ``{"method", "error"}`` with the reason: the parent never blocks on a dead child, it polls
+    the result queue while the child lives.
+    """
+    import queue as queue_module
+
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(queue, kind, kwargs, threads))
+    results = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(results, fn, kwargs, threads))
     proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    deadline = None if timeout is None else time.monotonic() + timeout
+    method = kwargs.get("method", "CS")
+    try:
+        while True:
+            try:
+                return results.get(timeout=0.5)
+            except queue_module.Empty:
+                pass
+            if not proc.is_alive():
+                try:  # the result may have arrived just before the process ended
+                    return results.get(timeout=0.5)
+                except queue_module.Empty:
+                    return {"method": method, "error": _death(proc.exitcode)}
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                return {"method": method, "error": f"no result within {timeout:g} s (killed)"}
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
 
 
 def run_bench(
     config: Mapping[str, Any], methods: List[str], size: int, device_name: str = "auto",
     threads: Optional[int] = None, batch_size: Optional[int] = None, amp: Optional[str] = None,
-    checkpointing: Optional[bool] = None, min_seconds: float = 2.0,
+    checkpointing: Optional[bool] = None, min_seconds: float = 2.0, compile: Optional[bool] = None,
+    deterministic: Optional[bool] = None, timeout: Optional[float] = None, loader: bool = True,
 ) -> pd.DataFrame:
-    """Benchmark ``methods`` at ``size`` x ``size``; one row per method (columns :data:`COLUMNS`)."""
-    training = training_config(config)
-    batch_size = batch_size or training.batch_size
-    amp = amp or training.amp
-    checkpointing = training.checkpointing if checkpointing is None else checkpointing
+    """Benchmark ``methods`` at ``size`` x ``size``; one row per method (columns :data:`COLUMNS`).
+
+    Settings left as None come from each method's training section (``training.methods``
+    overrides included). A method whose measuring process dies (out of memory, a signal)
+    or overruns ``timeout`` seconds gets a row with the reason in ``error``; the others go on.
+    """
     set_threads(threads)
     device = select_device(device_name)
-    peaks = measure_peaks(device, amp=amp)
-    log.info("peaks on %s (amp %s): conv %.1f GFLOP/s, matmul %.1f GFLOP/s", device_description(device), amp,
-             peaks["peak_conv_gflops"], peaks["peak_matmul_gflops"])
+    base = training_config(config)
+    peaks = measure_peaks(device, amp=amp or base.amp)
+    log.info("peaks on %s (amp %s): conv %.1f GFLOP/s, matmul %.1f GFLOP/s", device_description(device),
+             amp or base.amp, peaks["peak_conv_gflops"], peaks["peak_matmul_gflops"])
+    feed = bench_loader(size, batch_size or base.batch_size, device, base.num_workers, min_seconds) if loader else {}
     rows = []
     for method in methods:
-        log.info("benchmarking %s at %d x %d", method, size, size)
+        t = training_config(config, method if method != "CS" else None)
+        settings = {"batch_size": batch_size or t.batch_size, "amp": amp or t.amp,
+                    "checkpointing": t.checkpointing if checkpointing is None else checkpointing,
+                    "compile": t.compile if compile is None else compile,
+                    "deterministic": t.deterministic if deterministic is None else deterministic}
+        log.info("benchmarking %s at %d x %d (%s)", method, size, size, settings)
         if method == "CS":
-            row = _in_fresh_process("cs", {"cs_config": dict(config.get("cs") or {}), "size": size}, threads)
+            row = in_fresh_process(bench_cs, {"cs_config": dict(config.get("cs") or {}), "size": size}, threads, timeout)
         else:
-            row = _in_fresh_process("net", {
+            row = in_fresh_process(_measure_network, {
                 "method": method, "model_config": dict(config.get("models") or {}), "size": size,
-                "batch_size": batch_size, "device": str(device), "amp": amp,
-                "checkpointing": checkpointing, "min_seconds": min_seconds,
-            }, threads)
+                "device": str(device), "min_seconds": min_seconds, **settings,
+            }, threads, timeout)
         if "error" in row:
             log.error("%s failed: %s", method, row["error"])
-        row.update({"size": size, "batch_size": batch_size, **peaks, "amp": amp,
-                    "checkpointing": checkpointing if method != "CS" else None,
-                    "device": device_description(device), "threads": torch.get_num_threads()})
+        row.update({"size": size, **peaks, **feed, "device": device_description(device),
+                    "threads": torch.get_num_threads(),
+                    **({k: v for k, v in settings.items() if k not in row} if method != "CS" else {})})
         if "train_gflops" in row:
             row["pct_of_conv_peak"] = 100.0 * row["train_gflops"] / peaks["peak_conv_gflops"]
+        if "train_slices_per_s" in row and feed:
+            row["loader_headroom"] = feed["loader_slices_per_s"] / row["train_slices_per_s"]
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.reindex(columns=COLUMNS + [c for c in frame.columns if c not in COLUMNS])
@@ -245,12 +361,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config (its models and training sections)")
     parser.add_argument("--size", type=int, default=64, help="image height and width")
     parser.add_argument("--methods", nargs="+", help="methods to measure (default: the config's methods)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--batch-size", type=int, help="default: training.batch_size")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", choices=["none", "bf16"])
-    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--threads", type=int)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. models.OUCR.iterations=3 (repeatable)")
+    parser.add_argument("--batch-size", type=int, help="slices per training step (default: each method's "
+                                                       "training.batch_size)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--amp", choices=["none", "bf16"], help="precision (default: each method's training.amp)")
+    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                        help="activation checkpointing (default: each method's training.checkpointing)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the model (default: training.compile); first_step_s includes compiling")
+    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
+                        help="deterministic kernels (default: training.deterministic)")
+    parser.add_argument("--timeout", type=float, help="give up on a method after this many seconds (row marked failed)")
+    parser.add_argument("--no-loader", dest="loader", action="store_false",
+                        help="skip the DataLoader throughput measurement")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="time each measurement at least this long")
     parser.add_argument("--out", type=Path, help="CSV file (default: standard output)")
 
@@ -260,7 +386,8 @@ def run(args: argparse.Namespace) -> int:
     config = with_overrides(load_config(args.config), args.overrides)
     methods = args.methods or list(config.get("methods") or [])
     frame = run_bench(config, methods, args.size, args.device, args.threads, args.batch_size,
-                      args.amp, args.checkpointing, args.min_seconds)
+                      args.amp, args.checkpointing, args.min_seconds, args.compile, args.deterministic,
+                      args.timeout, args.loader)
     if args.out:
         with atomic_path(args.out) as tmp:
             frame.to_csv(tmp, index=False)

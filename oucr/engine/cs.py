@@ -1,5 +1,8 @@
 """``oucr cs-tune`` and ``oucr cs-reconstruct``: the CS baseline inside the pipeline.
 
+The solver is :mod:`baselines.cs` (it knows no store and no files); this module
+reads the prepared store and the fixed masks, and writes the reconstruction files.
+
 ``cs-tune`` chooses the regularisation weight for one dataset and acceleration
 by a grid search on validation slices (a deterministic, evenly spread subset),
 with the fixed validation masks of ``oucr masks``. Slices are normalised like the
@@ -43,21 +46,22 @@ LAMBDA_FILE_KEYS = ("lamda", "regulariser", "max_iter")
 # ------------------------------------------------------------------------------------------
 # Shared helpers
 # ------------------------------------------------------------------------------------------
-def normalised_slice(kspace: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, float]:
-    """Masked k-space divided by the network normalisation factor.
+def normalised_slice(kspace: np.ndarray, mask: np.ndarray, noise: Optional[Tuple[float, object]] = None
+                     ) -> Tuple[np.ndarray, float]:
+    """The slice's normalised measurement (:func:`oucr.physics.normalised_measurement`) as complex64.
 
     Args:
         kspace: fully sampled complex ``(H, W)``.
         mask: ``(W,)`` column mask.
+        noise: ``(snr_db, seed)`` of the measurement noise, or None.
 
     Returns:
         ``(masked normalised k-space complex64 (H, W), norm)``.
     """
-    from oucr.physics import normalisation_factor
+    from oucr.physics import normalised_measurement
 
-    masked = kspace * mask[None, :]
-    norm = float(normalisation_factor(masked))
-    return (masked / norm).astype(np.complex64), norm
+    measured, norm = normalised_measurement(kspace, mask[None, :], noise)
+    return measured.astype(np.complex64), norm
 
 
 def _masks_info(masks_file: Path) -> Dict[str, object]:
@@ -207,15 +211,19 @@ def chunk_volumes(volumes: List[str], chunk: int, chunks: int) -> List[str]:
     return volumes[chunk::chunks]
 
 
-def reconstruct_volume(kspace: np.ndarray, mask: np.ndarray, record: Dict[str, object], volume: str = "") -> np.ndarray:
-    """CS reconstruction of a volume's slices; magnitude ``(S, H, W)`` float32 at the original scale."""
-    out = np.empty(kspace.shape, dtype=np.float32)
+def reconstruct_volume(kspace: np.ndarray, mask: np.ndarray, record: Dict[str, object], volume: str = "",
+                      noise_snr_db: Optional[float] = None) -> np.ndarray:
+    """CS reconstruction of a volume's slices; complex64 ``(S, H, W)`` at the original scale."""
+    from oucr.physics import noise_seed
+
+    out = np.empty(kspace.shape, dtype=np.complex64)
     for s, k in enumerate(kspace):
         t0 = time.perf_counter()
-        y, norm = normalised_slice(k, mask)
+        noise = None if noise_snr_db is None else (noise_snr_db, noise_seed(volume, s))
+        y, norm = normalised_slice(k, mask, noise)
         x = reconstruct_slice(y, mask, float(record["lamda"]), max_iter=int(record["max_iter"]),
                               regulariser=str(record["regulariser"]))
-        out[s] = np.abs(x) * norm
+        out[s] = x * norm
         log.info("CS %s: slice %d/%d in %.2f s", volume, s + 1, len(kspace), time.perf_counter() - t0)
     return out
 
@@ -229,6 +237,8 @@ def reconstruct_volumes(
     acceleration: Optional[int] = None,
     volumes: Optional[Sequence[str]] = None,
     split: str = "test",
+    noise_snr_db: Optional[float] = None,
+    force: bool = False,
 ) -> List[Path]:
     """CS reconstruction of whole volumes into ``out_dir/<volume>.h5``.
 
@@ -241,6 +251,8 @@ def reconstruct_volumes(
         acceleration: attribute written; default the masks file's ``acceleration``.
         volumes: volumes to reconstruct (default every volume of ``split``).
         split: the split the volumes must belong to.
+        noise_snr_db: perturb the measurement with noise at this SNR (dB), as for the networks.
+        force: allow a weight tuned at another acceleration (the robustness table).
 
     Returns:
         the written paths.
@@ -264,8 +276,9 @@ def reconstruct_volumes(
             raise DataError(masks_file, "no 'acceleration' attribute; pass --acceleration")
         acceleration = int(info["acceleration"])
     tuned = record.get("acceleration")
-    if tuned is not None and int(tuned) != int(acceleration):
-        raise ConfigError(f"{lambda_file} was tuned at {tuned}x but the reconstruction is at {acceleration}x")
+    if tuned is not None and int(tuned) != int(acceleration) and not force:
+        raise ConfigError(f"{lambda_file} was tuned at {tuned}x but the reconstruction is at {acceleration}x; "
+                          "pass --force to use it anyway")
     available = store.volumes(split)
     chosen = list(available) if volumes is None else list(volumes)
     unknown = sorted(set(chosen) - set(available))
@@ -280,11 +293,12 @@ def reconstruct_volumes(
         t0 = time.perf_counter()
         kspace = np.asarray(store.load(volume)["kspace"])
         mask = _volume_mask(masks, masks_file, volume, kspace.shape[-1])
-        recon = reconstruct_volume(kspace, mask, record, volume)
+        recon = reconstruct_volume(kspace, mask, record, volume, noise_snr_db)
         path = out_dir / f"{volume}.h5"
-        write_reconstruction(path, recon, "CS", dataset, int(acceleration), device="cpu:sigpy",
-                             lamda=float(record["lamda"]), regulariser=str(record["regulariser"]),
-                             max_iter=int(record["max_iter"]))
+        write_reconstruction(path, recon, "CS", dataset, int(acceleration), slices=store.source_slices(volume),
+                             device="cpu:sigpy", lamda=float(record["lamda"]), regulariser=str(record["regulariser"]),
+                             max_iter=int(record["max_iter"]), replicate=0,
+                             noise_snr_db=float("nan") if noise_snr_db is None else float(noise_snr_db))
         written.append(path)
         log.info("CS: volume %d/%d %s written to %s (%d slices, %.2f s per slice)", n, len(chosen), volume, path,
                  len(recon), (time.perf_counter() - t0) / len(recon))
@@ -302,8 +316,11 @@ def add_cs_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS),
                         help="weights to try (on normalised data)")
     parser.add_argument("--slices", type=int, default=DEFAULT_TUNE_SLICES, help="validation slices in the search")
-    parser.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER)
-    parser.add_argument("--regulariser", default=DEFAULT_REGULARISER, choices=REGULARISERS)
+    parser.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
+                        help=f"iterations of the solver per slice (default {DEFAULT_MAX_ITER})")
+    parser.add_argument("--regulariser", default=DEFAULT_REGULARISER, choices=REGULARISERS,
+                        help=f"tv (total variation, ADMM) or wavelet (l1 of Daubechies details, FISTA); "
+                             f"default {DEFAULT_REGULARISER}")
 
 
 def run_cs_tune(args: argparse.Namespace) -> int:
@@ -326,6 +343,9 @@ def add_cs_reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks", type=int, default=1, help="number of chunks the test volumes are split into")
     parser.add_argument("--dataset", help="dataset attribute (default: the masks file's folder name)")
     parser.add_argument("--acceleration", type=int, help="acceleration attribute (default: the masks file's)")
+    parser.add_argument("--noise-snr", type=float, metavar="DB",
+                        help="add complex Gaussian noise at this SNR (dB) to the measured k-space")
+    parser.add_argument("--force", action="store_true", help="allow a weight tuned at another acceleration")
 
 
 def run_cs_reconstruct(args: argparse.Namespace) -> int:
@@ -337,5 +357,6 @@ def run_cs_reconstruct(args: argparse.Namespace) -> int:
         volumes = chunk_volumes(PreparedStore(args.store).volumes("test"), args.chunk, args.chunks)
     elif args.chunks != 1:
         raise ConfigError("give either --volumes or --chunk/--chunks, not both")
-    reconstruct_volumes(args.store, args.masks, args.lambda_file, args.out, args.dataset, args.acceleration, volumes)
+    reconstruct_volumes(args.store, args.masks, args.lambda_file, args.out, args.dataset, args.acceleration, volumes,
+                        noise_snr_db=args.noise_snr, force=args.force)
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from oucr.fft import magnitude_channels
+from oucr.fft import channels_to_complex
 from oucr.physics import SingleCoilMRI, denormalise
 
 #: maps (image (B,2,H,W), physics) -> (B,2,H,W); a ReconModel or a plain function
@@ -64,27 +64,27 @@ def predict_volumes(
         volumes: restrict to these volumes (all if None).
 
     Yields:
-        ``(volume, reconstruction, target)`` with magnitudes ``(S, H, W)`` float32 at
-        the original (denormalised) scale, in the dataset's volume order.
+        ``(volume, reconstruction, target)``: complex64 images ``(S, H, W)`` at the
+        original (denormalised) scale, slices in store order, volumes in the dataset's order.
     """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     wanted = set(volumes) if volumes is not None else None
+    if wanted is not None:
+        # only the wanted volumes' slices are read (validation shards volumes over processes)
+        keep = [i for i, (v, _) in enumerate(dataset.slice_index) if v in wanted]
+        dataset = torch.utils.data.Subset(dataset, keep)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     current: Optional[str] = None
     recon_slices: Dict[int, np.ndarray] = {}
     target_slices: Dict[int, np.ndarray] = {}
     for batch in loader:
         names: List[str] = list(batch["volume"])
-        if wanted is not None and not any(n in wanted for n in names):
-            continue
         batch = batch_to_device(batch, device)
         with autocast_context(device, amp):
             out = run_batch(method, batch)
         norm = batch["norm"]
-        recon = denormalise(magnitude_channels(out.float()), norm).cpu().numpy()
-        target = denormalise(magnitude_channels(batch["target"].float()), norm).cpu().numpy()
+        recon = denormalise(channels_to_complex(out.float()), norm).cpu().numpy()
+        target = denormalise(channels_to_complex(batch["target"].float()), norm).cpu().numpy()
         for i, name in enumerate(names):
-            if wanted is not None and name not in wanted:
-                continue
             if current is not None and name != current:
                 yield current, _stack(recon_slices), _stack(target_slices)
                 recon_slices, target_slices = {}, {}
@@ -97,4 +97,4 @@ def predict_volumes(
 
 
 def _stack(slices: Dict[int, np.ndarray]) -> np.ndarray:
-    return np.stack([slices[k] for k in sorted(slices)]).astype(np.float32)
+    return np.stack([slices[k] for k in sorted(slices)]).astype(np.complex64)

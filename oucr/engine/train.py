@@ -1,25 +1,35 @@
-"""``oucr train``: train one method on one dataset at one acceleration.
+"""``oucr train``: train one replicate of one method on one dataset at one acceleration.
 
-L1 loss on the normalised two-channel images, Adam, the learning rate multiplied
-by ``lr_gamma`` every ``lr_step`` epochs (the paper: 1.5e-4, 0.9, 5, 50 epochs,
-batch 4). After every epoch the model is validated (per-volume PSNR/SSIM on the
-fixed validation masks) and a checkpoint (model, optimiser, scheduler, random
-states, epoch, best weights so far, history) is written atomically to the
-checkpoint folder, which must not be a declared Snakemake output (Snakemake
-deletes a failed job's outputs). A rerun resumes from the last completed epoch;
-because every epoch's shuffling and training masks are derived from
-``(seed, epoch)``, an interrupted and resumed run ends with the same weights as an
-uninterrupted one on the same machine.
+The paper's protocol: Adam, the learning rate multiplied by ``lr_gamma`` every
+``lr_step`` epochs (1.5e-4, 0.9, 5), 50 epochs, batch 4, L1 loss of the
+magnitudes (:mod:`oucr.engine.losses`). After every epoch the model is validated
+(per-volume PSNR/SSIM on the fixed validation masks, in the precision it trains in)
+and a checkpoint (model, optimiser, scheduler, random states, epoch, best weights
+so far, history) is written atomically to the checkpoint folder, which must not
+be a declared Snakemake output (Snakemake deletes a failed job's outputs). A rerun
+resumes from the last completed epoch.
 
-Outputs in ``--out``: ``model.pt`` (the best validation epoch's weights with the
-method name and constructor arguments) and ``history.csv`` (one row per epoch:
-``epoch,train_loss,val_psnr,val_ssim,val_nmse,lr,seconds,slices_per_second``).
+Seeds. The *data stream* (every epoch's slice order and training masks) depends
+only on (global seed, dataset, acceleration): every method, ablation variant, J
+value and replicate trained on one dataset at one acceleration sees the same
+batches with the same masks, so that Table 2 and the J sweep compare
+architectures, not draws. The *initialisation* depends on (global seed, dataset,
+run, acceleration, replicate). An interrupted and resumed run ends with the same
+weights as an uninterrupted one.
+
+Several processes (``--nproc N``, DistributedDataParallel, started through
+torchrun) compute the same steps as one process: :mod:`oucr.engine.distributed`.
+Rank 0 alone writes checkpoints, outputs and logs.
+
+Outputs in ``--out``: ``model.pt`` (the best validation epoch's weights,
+:mod:`oucr.engine.checkpoint`), ``history.csv``, one row per epoch with the
+columns :data:`HISTORY_COLUMNS`, and ``info.json`` (run identity, device,
+processes, epochs, best epoch, parameters, precision, the summed epoch seconds).
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +38,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -37,33 +47,41 @@ from torch.utils.data import DataLoader
 
 from oucr import metrics
 from oucr.config import (
+    EXECUTION_SETTINGS,
     TrainingConfig,
     acceleration_settings,
     dataset_section,
-    load_config,
     training_config,
-    with_overrides,
 )
-from oucr.errors import ConfigError, DataError
+from oucr.engine import distributed as dist
+from oucr.engine.checkpoint import CHECKPOINT_NAME, read_checkpoint, restore_checkpoint, save_checkpoint, write_model_file
 from oucr.engine.inference import autocast_context, batch_to_device, predict_volumes, run_batch
+from oucr.engine.losses import per_sample_loss
 from oucr.engine.runtime import (
+    configure_determinism,
     derive_seed,
     device_description,
+    loader_settings,
     place_model,
     rng_state,
     seed_everything,
     select_device,
-    set_rng_state,
     set_threads,
 )
-from oucr.io import atomic_path, read_torch_file
+from oucr.errors import DataError
+from oucr.io import atomic_path, atomic_write_text
 from oucr.models.base import ReconModel, count_parameters
-from oucr.models.registry import ABLATIONS, build_model, method_slug, model_config_key
+from oucr.models.registry import ABLATIONS, build_model, model_config_key
+from oucr.names import OUCR, method_slug, sweep_name
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "last.pt"
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_psnr", "val_ssim", "val_nmse", "lr", "seconds", "slices_per_second"]
+#: what the run was, where and how long it trained: read by the tables (no torch needed there)
+INFO_NAME = "info.json"
+IDENTITY_COLUMNS = ["run", "method", "dataset", "acceleration", "replicate"]
+HISTORY_COLUMNS = IDENTITY_COLUMNS + [
+    "epoch", "train_loss", "val_psnr", "val_ssim", "val_nmse", "lr", "seconds", "slices_per_second",
+]
 
 
 @dataclass
@@ -80,9 +98,29 @@ class TrainJob:
     run_name: str
     model_kwargs: Dict[str, Any]
     training: TrainingConfig
-    seed: int
+    global_seed: int
     center_fraction: float
     mask_type: str
+    replicate: int = 0
+
+    @property
+    def display_name(self) -> str:
+        """The run's name in tables and figures (``OUCR J=3`` for a sweep point)."""
+        if self.run_name == method_slug(self.method):
+            return self.method
+        if self.method == OUCR and "iterations" in self.model_kwargs:
+            return sweep_name(self.model_kwargs["iterations"])
+        return self.run_name
+
+    @property
+    def data_seed(self) -> int:
+        """Seed of the epoch orders and training masks: shared by every run of a dataset x acceleration."""
+        return derive_seed(self.global_seed, self.dataset, self.acceleration, "data")
+
+    @property
+    def init_seed(self) -> int:
+        """Seed of the weight initialisation: one per run and replicate."""
+        return derive_seed(self.global_seed, self.dataset, self.run_name, self.acceleration, "init", self.replicate)
 
     def data_signature(self) -> str:
         """Identity of the training data: the manifest's and masks file's bytes, every volume's size and mtime.
@@ -107,8 +145,8 @@ class TrainJob:
             "dataset": self.dataset,
             "acceleration": self.acceleration,
             "model_kwargs": self.model_kwargs,
-            "training": {k: v for k, v in asdict(self.training).items() if k not in ("device", "num_workers")},
-            "seed": self.seed,
+            "training": {k: v for k, v in asdict(self.training).items() if k not in EXECUTION_SETTINGS},
+            "seeds": [self.data_seed, self.init_seed],
             "center_fraction": self.center_fraction,
             "mask_type": self.mask_type,
         }
@@ -126,39 +164,32 @@ def make_job(
     checkpoint_dir: Path,
     run_name: Optional[str] = None,
     device: Optional[str] = None,
+    replicate: int = 0,
+    nproc: Optional[int] = None,
 ) -> TrainJob:
     """Validate the config for one run and resolve every setting.
 
     Raises:
         ConfigError: unknown method, dataset or acceleration, or invalid training values.
     """
+    from oucr.errors import ConfigError
+
     dataset_section(config, dataset)
     acc = acceleration_settings(config, acceleration)
-    training = training_config(config, method)
-    if device is not None:
-        training.device = device
-    key = model_config_key(method)
-    model_kwargs: Dict[str, Any] = dict(((config.get("models") or {}).get(key)) or {})
+    overrides = {k: v for k, v in (("device", device), ("nproc", nproc)) if v is not None}
+    training = training_config(config, method, **overrides)
+    if int(replicate) < 0:
+        raise ConfigError(f"the replicate index must be non-negative, got {replicate}")
+    model_kwargs: Dict[str, Any] = dict(((config.get("models") or {}).get(model_config_key(method))) or {})
     model_kwargs.update(ABLATIONS.get(method, {}))
     if training.checkpointing:
         model_kwargs["checkpointing"] = True
     build_model(method, None, **model_kwargs)  # fail early on an unknown method or bad widths
-    run_name = run_name or method_slug(method)
-    global_seed = int(config.get("seed", 0))
     return TrainJob(
-        method=method,
-        dataset=dataset,
-        acceleration=int(acceleration),
-        store=Path(store),
-        masks=Path(masks),
-        out=Path(out),
-        checkpoint_dir=Path(checkpoint_dir),
-        run_name=run_name,
-        model_kwargs=model_kwargs,
-        training=training,
-        seed=derive_seed(global_seed, dataset, run_name, int(acceleration)),
-        center_fraction=acc["center_fraction"],
-        mask_type=acc["mask_type"],
+        method=method, dataset=dataset, acceleration=int(acceleration), store=Path(store), masks=Path(masks),
+        out=Path(out), checkpoint_dir=Path(checkpoint_dir), run_name=run_name or method_slug(method),
+        model_kwargs=model_kwargs, training=training, global_seed=int(config.get("seed", 0)),
+        center_fraction=acc["center_fraction"], mask_type=acc["mask_type"], replicate=int(replicate),
     )
 
 
@@ -168,13 +199,11 @@ def build_datasets(job: TrainJob):
     from oucr.data.store import PreparedStore
     from oucr.masks import create_mask_for_mask_type
 
-    if not (job.store / "manifest.csv").is_file():
-        raise DataError(job.store, "no prepared store here (manifest.csv missing); run `oucr prepare` first")
     if not job.masks.is_file():
         raise DataError(job.masks, "fixed validation/test masks file missing; run `oucr masks` first")
     store = PreparedStore(job.store)
     mask_func = create_mask_for_mask_type(job.mask_type, [job.center_fraction], [job.acceleration])
-    train = SliceDataset(store, "train", mask_func, seed=job.seed)
+    train = SliceDataset(store, "train", mask_func, seed=job.data_seed)
     val = SliceDataset(store, "val", mask_func, masks_file=job.masks)
     if len(train) == 0:
         raise DataError(job.store, "the training split is empty")
@@ -183,250 +212,213 @@ def build_datasets(job: TrainJob):
     return train, val
 
 
-def validate(model: ReconModel, val_dataset, device: torch.device, job: TrainJob) -> Dict[str, float]:
-    """Mean per-volume PSNR, SSIM and NMSE on the validation split."""
-    model.eval()
-    volumes = None
-    if job.training.val_volumes is not None:
-        volumes = sorted({v for v, _ in val_dataset.slice_index})[: job.training.val_volumes]
-    psnrs, ssims, nmses = [], [], []
-    for _, recon, target in predict_volumes(
-        model, val_dataset, device, job.training.batch_size, job.training.amp, volumes
-    ):
-        psnrs.append(metrics.psnr(target, recon))
-        ssims.append(metrics.ssim(target, recon))
-        nmses.append(metrics.nmse(target, recon))
-    model.train()
-    return {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)), "val_nmse": float(np.mean(nmses))}
-
-
-def loss_function(name: str):
-    """The training loss on normalised two-channel images."""
-    return torch.nn.L1Loss() if name == "l1" else torch.nn.MSELoss()
-
-
 def epoch_order(job: TrainJob, epoch: int, n: int) -> List[int]:
-    """The shuffled slice order of one epoch, a function of (seed, epoch) alone."""
-    g = torch.Generator().manual_seed(derive_seed(job.seed, "order", epoch))
+    """The shuffled slice order of one epoch, a function of the data seed and the epoch alone."""
+    g = torch.Generator().manual_seed(derive_seed(job.data_seed, "order", epoch))
     order = torch.randperm(n, generator=g).tolist()
     if job.training.train_slices is not None:
         order = order[: job.training.train_slices]
     return order
 
 
+class EpochBatches:
+    """This rank's micro-batches of one epoch, as ``(index, epoch)`` pairs, for a DataLoader ``batch_sampler``.
+
+    Carrying the epoch in each item lets persistent DataLoader workers draw that
+    epoch's masks. :attr:`weights` holds each micro-batch's sample weights and
+    :attr:`ends_step` whether an optimiser step follows it.
+    """
+
+    def __init__(self, job: TrainJob, n: int, ctx: dist.DistributedContext) -> None:
+        self.job, self.n, self.ctx = job, n, ctx
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lay out the micro-batches of ``epoch``."""
+        t = self.job.training
+        self.epoch = epoch
+        self.batches: List[List[tuple]] = []
+        self.weights: List[List[float]] = []
+        self.ends_step: List[bool] = []
+        self.group_sizes: List[int] = []
+        for group in dist.step_groups(epoch_order(self.job, epoch, self.n), t.batch_size, t.accumulate):
+            n_group = sum(len(b) for b in group)
+            for k, batch in enumerate(group):
+                indices, weights = dist.shard(batch, self.ctx.rank, self.ctx.world_size)
+                self.batches.append([(i, epoch) for i in indices])
+                self.weights.append([w / n_group for w in weights])
+                self.ends_step.append(k == len(group) - 1)
+                self.group_sizes.append(len(batch))
+
+    def __iter__(self) -> Iterator[List[tuple]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def validate(model: ReconModel, val_dataset, device: torch.device, job: TrainJob,
+             ctx: dist.DistributedContext = dist.DistributedContext()) -> Dict[str, float]:
+    """Mean per-volume PSNR, SSIM and NMSE on the validation split (shared over the ranks)."""
+    model.eval()
+    volumes = sorted({v for v, _ in val_dataset.slice_index})
+    if job.training.val_volumes is not None:
+        volumes = volumes[: job.training.val_volumes]
+    mine = dist.shard_volumes(volumes, ctx.rank, ctx.world_size)
+    scores = {}
+    if mine:
+        for volume, recon, target in predict_volumes(model, val_dataset, device, job.training.batch_size,
+                                                     job.training.amp, mine):
+            t, r = np.abs(target), np.abs(recon)
+            scores[volume] = (metrics.psnr(t, r), metrics.ssim(t, r), metrics.nmse(t, r))
+    merged = {k: v for part in dist.gather_objects(scores, ctx) for k, v in part.items()}
+    model.train()
+    values = np.array([merged[v] for v in volumes])
+    return {"val_psnr": float(values[:, 0].mean()), "val_ssim": float(values[:, 1].mean()),
+            "val_nmse": float(values[:, 2].mean())}
+
+
+def _wrap(model: torch.nn.Module, job: TrainJob, device: torch.device, ctx: dist.DistributedContext):
+    """The module the training steps call: DistributedDataParallel and/or torch.compile as configured."""
+    step_model = model
+    if ctx.is_distributed:
+        if device.type == "cuda":
+            step_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(step_model)
+        # OUCR at J = 1 never calls its recurrent cell
+        unused = getattr(model, "has_unused_parameters", False)
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            step_model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=unused)
+    if job.training.compile:
+        step_model = torch.compile(step_model)
+    return step_model
+
+
 def train(job: TrainJob, threads: Optional[int] = None, progress: Optional[bool] = None) -> pd.DataFrame:
-    """Run (or resume) the training described by ``job``.
+    """Run (or resume) the training described by ``job``; returns the per-epoch history.
 
     Args:
         job: from :func:`make_job`.
         threads: CPU threads (Snakemake's ``threads``); None keeps torch's default.
         progress: show a progress bar; None means only when standard error is a terminal.
-
-    Returns:
-        the per-epoch history.
     """
     from tqdm import tqdm
 
+    ctx = dist.DistributedContext.from_environment()
     set_threads(threads)
-    device = select_device(job.training.device)
-    seed_everything(job.seed)
+    configure_determinism(job.training.deterministic)
+    device = select_device(job.training.device, ctx.local_rank)
+    dist.init_process_group(ctx, device)
+    if not ctx.is_main:
+        logging.getLogger("oucr").setLevel(logging.WARNING)
     train_ds, val_ds = build_datasets(job)
+    seed_everything(job.init_seed)
     model = place_model(build_model(job.method, None, **job.model_kwargs), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.training.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=job.training.lr_step, gamma=job.training.lr_gamma)
-    criterion = loss_function(job.training.loss)
 
-    history: List[Dict[str, float]] = []
-    best_state: Optional[Dict[str, torch.Tensor]] = None
-    best_psnr = -math.inf
-    best_epoch = -1
-    start_epoch = 0
+    state = {"history": [], "best_state": None, "best_psnr": -math.inf, "best_epoch": -1, "start_epoch": 0}
     ckpt_path = job.checkpoint_dir / CHECKPOINT_NAME
-    fingerprint = job.fingerprint()  # after build_datasets: the store and masks exist
+    fingerprint = job.fingerprint()
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt.get("fingerprint") != fingerprint:
+        blob = read_checkpoint(ckpt_path)
+        if blob["fingerprint"] != fingerprint:
             log.warning("%s was written for different settings; starting afresh", ckpt_path)
         else:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            set_rng_state(ckpt["rng"])
-            history = list(ckpt["history"])
-            best_state, best_psnr, best_epoch = ckpt["best_state"], ckpt["best_psnr"], ckpt["best_epoch"]
-            start_epoch = int(ckpt["epoch"]) + 1
-            log.info("resuming %s from %s after epoch %d", job.run_name, ckpt_path, start_epoch)
+            state = restore_checkpoint(blob, model, optimizer, scheduler)
+            log.info("resuming %s from %s after epoch %d", job.run_name, ckpt_path, state["start_epoch"])
+    step_model = _wrap(model, job, device, ctx)
 
     n_params = count_parameters(model)
-    log.info(
-        "training %s on %s x%d: %d parameters, %d training / %d validation slices, %d epochs, device %s",
-        job.method, job.dataset, job.acceleration, n_params, len(train_ds), len(val_ds),
-        job.training.epochs, device_description(device),
-    )
-    show = sys.stderr.isatty() if progress is None else progress
+    log.info("training %s (replicate %d) on %s x%d: %d parameters, %d training / %d validation slices, "
+             "%d epochs, %d process(es) on %s", job.display_name, job.replicate, job.dataset, job.acceleration,
+             n_params, len(train_ds), len(val_ds), job.training.epochs, ctx.world_size, device_description(device))
+    show = ctx.is_main and (sys.stderr.isatty() if progress is None else progress)
+    batches = EpochBatches(job, len(train_ds), ctx)
+    loader = DataLoader(train_ds, batch_sampler=batches,
+                        **loader_settings(device, job.training.num_workers, ctx.world_size))
+    identity = {"run": job.run_name, "method": job.display_name, "dataset": job.dataset,
+                "acceleration": job.acceleration, "replicate": job.replicate}
     model.train()
-    for epoch in range(start_epoch, job.training.epochs):
+    for epoch in range(state["start_epoch"], job.training.epochs):
         train_ds.set_epoch(epoch)
-        order = epoch_order(job, epoch, len(train_ds))
-        loader = DataLoader(
-            train_ds, batch_size=job.training.batch_size, sampler=order, num_workers=job.training.num_workers
-        )
+        batches.set_epoch(epoch)
         t0 = time.perf_counter()
         total_loss, seen = 0.0, 0
-        bar = tqdm(
-            total=len(order), unit="slice", disable=not show, leave=False, dynamic_ncols=True,
-            desc=f"{job.run_name} {job.dataset} x{job.acceleration} epoch {epoch + 1}/{job.training.epochs}",
-        )
-        for batch in loader:
+        bar = tqdm(total=len(epoch_order(job, epoch, len(train_ds))), unit="slice", disable=not show, leave=False,
+                   dynamic_ncols=True,
+                   desc=f"{job.run_name} {job.dataset} x{job.acceleration} epoch {epoch + 1}/{job.training.epochs}")
+        optimizer.zero_grad(set_to_none=True)
+        for k, batch in enumerate(loader):
             batch = batch_to_device(batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast_context(device, job.training.amp):
-                out = run_batch(model, batch)
-            loss = criterion(out.float(), batch["target"])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{job.run_name}: the training loss became {loss.item()} at epoch {epoch + 1}; "
-                    "lower training.lr or enable training.grad_clip"
-                )
-            loss.backward()
-            if job.training.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), job.training.grad_clip)
-            optimizer.step()
-            b = out.shape[0]
-            total_loss += loss.item() * b
-            seen += b
-            bar.update(b)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+            weights = torch.tensor(batches.weights[k], device=device)
+            sync = batches.ends_step[k] or not ctx.is_distributed
+            with step_model.no_sync() if not sync else contextlib.nullcontext():
+                with autocast_context(device, job.training.amp):
+                    out = run_batch(step_model, batch)
+                losses = per_sample_loss(job.training.loss, out.float(), batch["target"])
+                loss = (losses * weights).sum() * ctx.world_size
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{job.run_name}: the training loss became {loss.item()} at epoch {epoch + 1}; "
+                        "lower training.lr or enable training.grad_clip")
+                loss.backward()
+            if batches.ends_step[k]:
+                if job.training.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), job.training.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            real = weights > 0
+            total_loss += float(losses.detach()[real].sum())
+            seen += int(real.sum())
+            bar.update(batches.group_sizes[k])
+            bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}")
         bar.close()
         train_seconds = time.perf_counter() - t0
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        val = validate(model, val_ds, device, job)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": total_loss / max(seen, 1),
-            **val,
-            "lr": lr,
-            "seconds": time.perf_counter() - t0,
-            "slices_per_second": seen / train_seconds if train_seconds > 0 else float("nan"),
-        }
-        history.append(row)
-        if val["val_psnr"] > best_psnr:
-            best_psnr, best_epoch = val["val_psnr"], epoch + 1
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        log.info(
-            "%s %s x%d epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, %.1f slices/s, %.0f s",
-            job.run_name, job.dataset, job.acceleration, epoch + 1, job.training.epochs, row["train_loss"],
-            val["val_psnr"], val["val_ssim"], row["slices_per_second"], row["seconds"],
-        )
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(),
-                    "history": history,
-                    "best_state": best_state,
-                    "best_psnr": best_psnr,
-                    "best_epoch": best_epoch,
-                },
-                tmp,
-            )
+        val = validate(model, val_ds, device, job, ctx)
+        epoch_loss = sum(dist.gather_objects(total_loss, ctx)) / max(sum(dist.gather_objects(seen, ctx)), 1)
+        n_slices = len(epoch_order(job, epoch, len(train_ds)))
+        row = {**identity, "epoch": epoch + 1, "train_loss": epoch_loss, **val, "lr": lr,
+               "seconds": time.perf_counter() - t0,
+               "slices_per_second": n_slices / train_seconds if train_seconds > 0 else float("nan")}
+        state["history"].append(row)
+        if val["val_psnr"] > state["best_psnr"]:
+            state["best_psnr"], state["best_epoch"] = val["val_psnr"], epoch + 1
+            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        log.info("%s %s x%d epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, %.1f slices/s, %.0f s",
+                 job.run_name, job.dataset, job.acceleration, epoch + 1, job.training.epochs, row["train_loss"],
+                 val["val_psnr"], val["val_ssim"], row["slices_per_second"], row["seconds"])
+        if ctx.is_main:
+            save_checkpoint(ckpt_path, {
+                "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
+                "history": state["history"], "best_state": state["best_state"], "best_psnr": state["best_psnr"],
+                "best_epoch": state["best_epoch"],
+            })
 
-    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    write_model(job, best_state if best_state is not None else model.state_dict(), best_epoch, best_psnr, n_params, device)
-    with atomic_path(job.out / "history.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    log.info("%s: best validation PSNR %.2f dB at epoch %d; wrote %s", job.run_name, best_psnr, best_epoch, job.out)
+    frame = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
+    if ctx.is_main:
+        best = state["best_state"] if state["best_state"] is not None else model.state_dict()
+        write_model_file(job.out / "model.pt", {
+            "method": job.method, "run_name": job.run_name, "display_name": job.display_name,
+            "model_kwargs": job.model_kwargs, "state_dict": best, "epoch": state["best_epoch"],
+            "val_psnr": state["best_psnr"], "params": n_params, "dataset": job.dataset,
+            "acceleration": job.acceleration, "replicate": job.replicate, "seed": job.init_seed,
+            "data_seed": job.data_seed, "fingerprint": fingerprint, "training": asdict(job.training),
+            "device": device_description(device), "nproc": ctx.world_size,
+        })
+        with atomic_path(job.out / "history.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        info = {**identity, "device": device_description(device), "nproc": ctx.world_size,
+                "epochs": job.training.epochs, "best_epoch": state["best_epoch"], "params": n_params,
+                "amp": job.training.amp, "train_seconds": float(frame["seconds"].sum())}
+        atomic_write_text(job.out / INFO_NAME, json.dumps(info, indent=1) + "\n")
+        log.info("%s: best validation PSNR %.2f dB at epoch %d; wrote %s", job.run_name, state["best_psnr"],
+                 state["best_epoch"], job.out)
+        if not job.training.keep_checkpoints:  # model.pt holds the best weights; last.pt only served resuming
+            ckpt_path.unlink(missing_ok=True)
+            log.info("removed %s (training.keep_checkpoints: false)", ckpt_path)
+    dist.destroy_process_group()
     return frame
-
-
-def write_model(
-    job: TrainJob, state: Mapping[str, torch.Tensor], epoch: int, val_psnr: float, n_params: int, device: torch.device
-) -> None:
-    """Write ``model.pt``: weights plus what is needed to rebuild the model."""
-    with atomic_path(job.out / "model.pt") as tmp:
-        torch.save(
-            {
-                "method": job.method,
-                "run_name": job.run_name,
-                "model_kwargs": job.model_kwargs,
-                "state_dict": {k: v.detach().cpu() for k, v in state.items()},
-                "epoch": epoch,
-                "val_psnr": val_psnr,
-                "params": n_params,
-                "dataset": job.dataset,
-                "acceleration": job.acceleration,
-                "seed": job.seed,
-                "fingerprint": job.fingerprint(),
-                "training": asdict(job.training),
-                "device": device_description(device),
-            },
-            tmp,
-        )
-
-
-def load_trained_model(path: Path, device: torch.device) -> tuple:
-    """Rebuild a model from ``model.pt``; returns ``(model in eval mode, metadata dict)``.
-
-    Raises:
-        DataError: if the file is missing or not a model file of this project.
-    """
-    blob = read_torch_file(path, "trained model file")
-    if not isinstance(blob, dict) or not {"method", "model_kwargs", "state_dict"} <= set(blob):
-        raise DataError(path, "not a model file written by `oucr train` (keys method, model_kwargs, state_dict)")
-    kwargs = dict(blob["model_kwargs"])
-    kwargs.pop("checkpointing", None)  # inference needs no activation checkpointing
-    model = build_model(blob["method"], None, **kwargs)
-    model.load_state_dict(blob["state_dict"])
-    return place_model(model, device).eval(), blob
-
-
-def default_paths(config: Mapping[str, Any], dataset: str, acceleration: int, run_name: str) -> Dict[str, Path]:
-    """The pipeline's standard locations under ``results``."""
-    root = Path(config.get("results", "results"))
-    return {
-        "store": root / "prepared" / dataset,
-        "masks": root / "masks" / dataset / f"x{acceleration}.h5",
-        "out": root / "models" / dataset / f"x{acceleration}" / run_name,
-        "checkpoint_dir": root / "checkpoints" / dataset / f"x{acceleration}" / run_name,
-    }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``oucr train``."""
-    parser.add_argument("--config", required=True, help="YAML config file")
-    parser.add_argument("--method", required=True, help="method name as in the paper, e.g. OUCR, D5C5, 'UC-CRNN + RM'")
-    parser.add_argument("--dataset", required=True, help="dataset name from the config's datasets section")
-    parser.add_argument("--acceleration", type=int, required=True, help="nominal acceleration, e.g. 4")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. models.OUCR.iterations=3 or training.epochs=2 (repeatable)")
-    parser.add_argument("--run-name", help="name of this run (seed and default folders); default: the method's slug")
-    parser.add_argument("--store", type=Path, help="prepared store (default results/prepared/DATASET)")
-    parser.add_argument("--masks", type=Path, help="fixed masks file (default results/masks/DATASET/xACC.h5)")
-    parser.add_argument("--out", type=Path, help="output folder for model.pt and history.csv")
-    parser.add_argument("--checkpoint-dir", type=Path, help="resumable checkpoints (not a Snakemake output)")
-    parser.add_argument("--threads", type=int, help="CPU threads to use")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (overrides training.device)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar (default: only on a terminal)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry of ``oucr train``."""
-    config = with_overrides(load_config(args.config), args.overrides)
-    run_name = args.run_name or method_slug(args.method)
-    paths = default_paths(config, args.dataset, args.acceleration, run_name)
-    job = make_job(
-        config, args.method, args.dataset, args.acceleration,
-        store=args.store or paths["store"], masks=args.masks or paths["masks"],
-        out=args.out or paths["out"], checkpoint_dir=args.checkpoint_dir or paths["checkpoint_dir"],
-        run_name=run_name, device=args.device,
-    )
-    if job.checkpoint_dir.resolve() == job.out.resolve():
-        raise ConfigError("--checkpoint-dir must differ from --out (Snakemake deletes a failed job's outputs)")
-    train(job, threads=args.threads, progress=args.progress)
-    return 0
