@@ -1,163 +1,933 @@
-"""``oucr stats``: paired significance tests of OUCR against every other method.
+"""``oucr stats``: paired comparisons of a reference method (OUCR) with every other method.
 
-For every dataset, acceleration, metric (PSNR, SSIM, NMSE) and pairing level
-(per slice and per volume), OUCR is compared with each other method on exactly
-the same slices/volumes (an inner join on the keys; a method missing some of
-them is an error, not a silent drop): Wilcoxon signed-rank test and paired
-t-test (``scipy.stats``), each Holm-corrected over the comparisons of one
-family (dataset x acceleration x metric x level x test), with the mean paired
-difference (OUCR minus the other method; for NMSE lower is better) and its 95 %
-confidence interval from the t distribution, and Cohen's d_z as effect size.
+Unit of inference
+    The test **volume** (one subject). Slices of one volume share anatomy, noise
+    and reconstruction behaviour, so they are not independent observations; every
+    p-value below treats the volumes as the independent units, at both levels.
 
-Output columns: ``dataset,acceleration,metric,level,method,reference,n,mean_reference,
-mean_method,mean_diff,ci_low,ci_high,cohen_dz,t_stat,t_p,t_p_holm,wilcoxon_stat,
-wilcoxon_p,wilcoxon_p_holm``.
+Pairing
+    For each level (``volume``, ``slice``), dataset, acceleration and metric, the
+    reference is compared with each other method on exactly the same units (an inner
+    join on ``volume``, or on ``volume, slice``). A method that lacks units the
+    reference has, has units the reference lacks, has duplicated keys, or has a
+    replicate that covers only part of the units is a :class:`~oucr.errors.DataError`
+    naming the group; nothing is dropped silently. Networks may be trained several
+    times with different initialisation seeds (column ``replicate``; absent means
+    replicate 0): each method's metric is first averaged over *its own* replicates per
+    unit, then paired. Differences are **reference minus method** in metric units, so
+    a positive difference means the reference scored higher; for ``nmse`` (the only
+    metric where lower is better) a *negative* difference means the reference is better.
+    Differences within floating-point rounding of the metric values (16 machine
+    epsilons of their magnitude) are treated as exact zeros. Inputs that mix
+    evaluation conditions (column ``condition``) are refused: one condition at a time.
+
+Volume-level tests (``level = volume``)
+    * Wilcoxon signed-rank test, two-sided, ``scipy.stats.wilcoxon`` with its defaults
+      (zeros dropped, no continuity correction). SciPy uses the exact null
+      distribution for up to 50 tie-free, zero-free differences (``wilcoxon_method =
+      exact``), the normal approximation above 50 (``normal``), and for up to 50
+      differences with ties or zeros a permutation or normal method depending on its
+      version (``ties-or-zeros``). All differences zero: no test (NaN, method ``none``).
+    * Paired t-test, two-sided: ``t = mean / (sd / sqrt(n))`` with ``n - 1`` degrees of
+      freedom, identical to ``scipy.stats.ttest_rel`` whenever the differences vary.
+      Differences that are all equal to a non-zero constant (sd 0) give ``t = +/-inf``
+      and ``p = 0``: the data are as far from "mean zero" as data can be, and reporting
+      p = 1 would invert the evidence. All differences zero: NaN (no evidence either way).
+    * Floors: with n non-zero, tie-free differences the smallest two-sided exact
+      Wilcoxon p-value is ``2 / 2**n`` (every difference in favour of the same method),
+      0.125 at n = 4. ``wilcoxon_min_p`` is the p-value the test as computed here (same
+      method, ties and zeros) gives when every difference has the same sign, and
+      ``wilcoxon_min_p_holm = min(1, family_size * wilcoxon_min_p)`` is the smallest
+      Holm-adjusted value the comparison can reach (it is the first, most-multiplied
+      step of Holm's procedure). The t-test has no such floor.
+
+Slice-level evidence (``level = slice``)
+    The pooled mean of the per-slice differences (every slice weighs the same) with a
+    **hierarchical bootstrap** CI: resample the volumes with replacement, then, within
+    each drawn volume, its slices with replacement, and recompute the pooled mean.
+    Its p-value comes from a **cluster sign-flip randomisation test**: under the null
+    hypothesis that the two methods are exchangeable on every volume, swapping their
+    labels on one volume flips the sign of all of its slice differences together, so
+    the statistic ``sum of slice differences`` is compared with its values under all
+    ``2**n`` volume-wise sign flips (exact, ``signflip_method = exact``, for n <= 16
+    volumes) or under ``--bootstrap`` random ones (``monte-carlo``, p =
+    ``(1 + hits) / (1 + draws)``, which is valid). It never treats the slices of a
+    volume as independent: its floor is the same ``2 / 2**n`` as the Wilcoxon test's
+    (``signflip_min_p``, ``signflip_min_p_holm``). A bootstrap p-value is not reported:
+    bootstrap tests are only asymptotically valid, and with 4 volumes there are 35
+    distinct volume resamples. Slices whose metric is not finite for either method
+    (per-slice NMSE of an all-zero reference slice, for instance) are left out of that
+    metric's slice-level row and counted in ``n_excluded``; at the volume level a
+    non-finite metric is a DataError.
+
+Bootstrap
+    Percentile intervals (``inverted_cdf`` order statistics of the resampled values, no
+    interpolation, so +/-inf resamples are handled) at 95 % of ``--bootstrap`` resamples
+    (default 2000) of the volumes, for the mean difference and for Cohen's d_z =
+    ``mean / sd`` of the volume differences (+/-inf for a constant non-zero difference,
+    the limit of the ratio, which keeps its direction; NaN when all differences are
+    zero). The random generator of each dataset x acceleration x level group is seeded
+    from ``--seed`` and the group's identity (SHA-256 of ``level|dataset|acceleration``),
+    and volumes are put in sorted order first, so the same inputs give the same numbers
+    and a byte-identical CSV, whatever the row order of the inputs or the other methods
+    present. All methods and metrics of a group share the resamples (common random
+    numbers).
+
+Families (Holm-Bonferroni)
+    One family per (``table``, ``metric``, ``level``, test), spanning every dataset x
+    acceleration x method of that table. ``table`` is ``table2`` when the other method
+    is an ablation variant (:data:`oucr.names.ABLATION_VARIANTS` other than the full
+    model), else ``table1``. Every planned comparison counts in the family size m, also
+    one whose p-value is undefined (NaN, e.g. all differences zero), which is
+    conservative: it is the same as giving it p = 1.
+
+Replicates
+    ``n_replicates_reference`` and ``n_replicates_method`` count the replicates averaged.
+    ``sign_agree`` of ``sign_pairs``: over every pair (i, j) of a reference replicate i
+    and a method replicate j, how many pairs' mean difference (over the same units) has
+    the same sign as the replicate-averaged mean difference.
+
+Output columns (one row per level x table x dataset x acceleration x metric x method)
+    ``level`` (volume, slice), ``table`` (table1, table2), ``dataset``, ``acceleration``,
+    ``metric``, ``higher_is_better``, ``method``, ``reference``,
+    ``n`` (paired volumes), ``n_slices`` (paired slices used; slice rows only),
+    ``n_excluded`` (slices left out as non-finite; slice rows only),
+    ``n_replicates_reference``, ``n_replicates_method``,
+    ``mean_reference``, ``mean_method``, ``mean_diff`` (reference minus method),
+    ``ci_low``, ``ci_high`` (bootstrap CI of ``mean_diff``; hierarchical at slice level),
+    ``cohen_dz``, ``dz_ci_low``, ``dz_ci_high`` (volume rows only),
+    ``t_stat``, ``t_p``, ``t_p_holm``,
+    ``wilcoxon_stat``, ``wilcoxon_method``, ``wilcoxon_p``, ``wilcoxon_p_holm``,
+    ``wilcoxon_min_p``, ``wilcoxon_min_p_holm`` (volume rows only),
+    ``signflip_method``, ``signflip_p``, ``signflip_p_holm``, ``signflip_min_p``,
+    ``signflip_min_p_holm`` (slice rows only),
+    ``family_size`` (comparisons in this row's Holm families),
+    ``sign_agree``, ``sign_pairs``, ``n_bootstrap``, ``seed``, ``confidence``.
+    Columns that do not apply to a row are empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from oucr import names
 from oucr.errors import DataError
 from oucr.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-METRICS = ("psnr", "ssim", "nmse")
-KEYS = {"slice": ["volume", "slice"], "volume": ["volume"]}
-REFERENCE = "OUCR"
+#: metric columns that are compared, in output order
+METRICS: Tuple[str, ...] = ("psnr", "ssim", "nmse", "haarpsi", "vif")
+#: metrics where a lower value is better
+LOWER_IS_BETTER = frozenset({"nmse"})
+#: k-space band columns of per-slice files (checked for being numeric, not compared)
+BAND_METRICS: Tuple[str, ...] = ("psnr_low", "ssim_low", "psnr_high", "ssim_high")
+#: join keys of each level
+KEYS: Dict[str, List[str]] = {"volume": ["volume"], "slice": ["volume", "slice"]}
+LEVELS: Tuple[str, ...] = ("volume", "slice")
+#: columns every metrics file must have
+REQUIRED_COLUMNS: Tuple[str, ...] = ("method", "dataset", "acceleration", "volume")
+REFERENCE = names.OUCR
+DEFAULT_BOOTSTRAP = 2000
+DEFAULT_SEED = 2021
+CONFIDENCE = 0.95
+#: sign-flip tests enumerate all 2**n patterns up to this many volumes
+EXACT_SIGNFLIP_MAX_VOLUMES = 16
+#: bootstrap resamples drawn per block (fixed: the random stream depends on it)
+_BLOCK = 250
+#: differences within this many machine epsilons of the metric values are zero
+_ROUNDING_EPS = 16.0
+#: ablation variants that make a comparison part of Table 2
+TABLE2_METHODS = frozenset(v for v in names.ABLATION_VARIANTS if v != names.OUCR_FULL)
+
+COLUMNS: List[str] = [
+    "level", "table", "dataset", "acceleration", "metric", "higher_is_better", "method", "reference",
+    "n", "n_slices", "n_excluded", "n_replicates_reference", "n_replicates_method",
+    "mean_reference", "mean_method", "mean_diff", "ci_low", "ci_high", "cohen_dz", "dz_ci_low", "dz_ci_high",
+    "t_stat", "t_p", "t_p_holm",
+    "wilcoxon_stat", "wilcoxon_method", "wilcoxon_p", "wilcoxon_p_holm", "wilcoxon_min_p", "wilcoxon_min_p_holm",
+    "signflip_method", "signflip_p", "signflip_p_holm", "signflip_min_p", "signflip_min_p_holm",
+    "family_size", "sign_agree", "sign_pairs", "n_bootstrap", "seed", "confidence",
+]
+_INT_COLUMNS = ["acceleration", "n", "n_slices", "n_excluded", "n_replicates_reference", "n_replicates_method",
+                "family_size", "sign_agree", "sign_pairs", "n_bootstrap", "seed"]
+#: (p column, Holm column) per test, and the floors adjusted with the same family size
+_TESTS = {"t": ("t_p", "t_p_holm"), "wilcoxon": ("wilcoxon_p", "wilcoxon_p_holm"),
+          "signflip": ("signflip_p", "signflip_p_holm")}
+_FLOORS = {"wilcoxon_min_p": "wilcoxon_min_p_holm", "signflip_min_p": "signflip_min_p_holm"}
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (NaNs are left out of the family and stay NaN)."""
+# ----------------------------------------------------------------------------- tests and corrections
+
+def holm(pvalues: Sequence[float], family_size: Optional[int] = None) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values.
+
+    Args:
+        pvalues: raw p-values of one family; NaN marks a comparison without a test.
+        family_size: m; defaults to ``len(pvalues)``, so a NaN entry still counts in the
+            family (as if its p were 1: conservative). NaN entries stay NaN.
+
+    Returns:
+        adjusted p-values, ``max_{j <= k} min(1, (m - j + 1) p_(j))`` for the k-th smallest.
+
+    Raises:
+        ValueError: if ``family_size`` is smaller than the number of defined p-values.
+    """
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
     valid = np.flatnonzero(~np.isnan(p))
-    m = len(valid)
-    if m == 0:
+    m = len(p) if family_size is None else int(family_size)
+    if m < len(valid):
+        raise ValueError(f"family size {m} is smaller than the {len(valid)} p-values given")
+    if len(valid) == 0:
         return out
     order = valid[np.argsort(p[valid], kind="stable")]
-    running = 0.0
-    for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[idx]))
-        out[idx] = running
+    steps = np.minimum(1.0, (m - np.arange(len(order))) * p[order])
+    out[order] = np.maximum.accumulate(steps)
     return out
 
 
-def paired_comparison(reference: np.ndarray, other: np.ndarray, confidence: float = 0.95) -> dict:
-    """Paired statistics of ``reference - other``.
-
-    Returns:
-        dict with n, means, mean difference and CI, Cohen's d_z, t-test and Wilcoxon results.
-    """
-    reference = np.asarray(reference, dtype=float)
-    other = np.asarray(other, dtype=float)
-    if reference.shape != other.shape:
-        raise ValueError(f"paired samples differ in length: {reference.shape} vs {other.shape}")
-    finite = np.isfinite(reference) & np.isfinite(other)
-    reference, other = reference[finite], other[finite]
-    diff = reference - other
-    n = diff.size
-    row = {"n": n, "mean_reference": reference.mean() if n else np.nan,
-           "mean_method": other.mean() if n else np.nan, "mean_diff": diff.mean() if n else np.nan}
-    sd = diff.std(ddof=1) if n > 1 else np.nan
-    if n > 1 and sd > 0:
-        half = sps.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)
-        t = sps.ttest_rel(reference, other)
-        row.update(ci_low=diff.mean() - half, ci_high=diff.mean() + half, cohen_dz=diff.mean() / sd,
-                   t_stat=float(t.statistic), t_p=float(t.pvalue))
-    else:
-        row.update(ci_low=row["mean_diff"], ci_high=row["mean_diff"], cohen_dz=np.nan, t_stat=np.nan,
-                   t_p=np.nan if n < 2 else 1.0)
-    if n > 0 and np.any(diff != 0):
-        w = sps.wilcoxon(reference, other)
-        row.update(wilcoxon_stat=float(w.statistic), wilcoxon_p=float(w.pvalue))
-    else:
-        row.update(wilcoxon_stat=np.nan, wilcoxon_p=np.nan if n == 0 else 1.0)
-    return row
+def _rounding_tolerance(*values: np.ndarray) -> float:
+    """Scale below which a difference of these values is floating-point rounding."""
+    scale = max((float(np.max(np.abs(v))) for v in values if np.size(v)), default=0.0)
+    return _ROUNDING_EPS * np.finfo(float).eps * scale
 
 
-def significance_table(per_slice: pd.DataFrame, per_volume: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
-    """Compare ``reference`` with every other method (columns in the module docstring).
+def _snap(diff: np.ndarray, tol: float) -> np.ndarray:
+    return np.where(np.abs(diff) <= tol, 0.0, diff)
+
+
+def cohen_dz(mean: np.ndarray, sd: np.ndarray, tol: float) -> np.ndarray:
+    """``mean / sd``; +/-inf where sd is zero (within ``tol``) and the mean is not, NaN where both are."""
+    mean = np.asarray(mean, dtype=float)
+    sd = np.asarray(sd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dz = mean / sd
+    flat = sd <= tol
+    dz = np.where(flat & (np.abs(mean) > tol), np.copysign(np.inf, mean), dz)
+    return np.where(flat & (np.abs(mean) <= tol), np.nan, dz)
+
+
+def paired_t(diff: np.ndarray, tol: float = 0.0) -> Tuple[float, float]:
+    """Two-sided paired t-test of ``diff`` against mean zero.
 
     Args:
-        per_slice: concatenated per-slice metrics of ``oucr evaluate``.
-        per_volume: concatenated per-volume metrics.
-        reference: the method every other one is compared with.
+        diff: paired differences (finite).
+        tol: differences and SDs at or below this are zero (floating-point rounding).
+
+    Returns:
+        ``(t, p)``; ``(+/-inf, 0.0)`` for a constant non-zero difference, NaNs for all-zero
+        differences or fewer than two pairs.
+    """
+    diff = np.asarray(diff, dtype=float)
+    n = diff.size
+    if n < 2:
+        return np.nan, np.nan
+    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
+    if sd <= tol:
+        return (np.nan, np.nan) if abs(mean) <= tol else (math.copysign(np.inf, mean), 0.0)
+    t = mean / (sd / math.sqrt(n))
+    return t, float(2.0 * sps.t.sf(abs(t), n - 1))
+
+
+def wilcoxon_method(diff: np.ndarray) -> str:
+    """The null distribution ``scipy.stats.wilcoxon`` (defaults) uses for these differences."""
+    absolute = np.abs(np.asarray(diff, dtype=float))
+    if absolute.size > 50:
+        return "normal"
+    return "ties-or-zeros" if _has_ties_or_zeros(absolute) else "exact"
+
+
+def _has_ties_or_zeros(absolute: np.ndarray) -> bool:
+    return bool(np.any(absolute == 0) or len(np.unique(absolute)) < absolute.size)
+
+
+def paired_wilcoxon(diff: np.ndarray) -> Tuple[float, float, float, str]:
+    """Two-sided Wilcoxon signed-rank test of ``diff`` (SciPy defaults) and its floor.
+
+    Returns:
+        ``(statistic, p, min_p, method)``, where ``min_p`` is the p-value of the same test
+        when every difference keeps its size but favours the same side. NaNs when every
+        difference is zero.
+    """
+    diff = np.asarray(diff, dtype=float)
+    if diff.size == 0 or not np.any(diff != 0):
+        return np.nan, np.nan, np.nan, "none"
+    method = wilcoxon_method(diff)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SciPy warns about small n and ties; the method column says it
+        result = sps.wilcoxon(diff)
+        # without ties or zeros the floor depends on n alone (2 / 2**n when exact)
+        floor = (float(sps.wilcoxon(np.abs(diff)).pvalue) if _has_ties_or_zeros(np.abs(diff))
+                 else wilcoxon_floor(diff.size))
+    return float(result.statistic), float(result.pvalue), floor, method
+
+
+@functools.lru_cache(maxsize=None)
+def wilcoxon_floor(n: int) -> float:
+    """Smallest two-sided Wilcoxon p-value for ``n`` tie-free, non-zero paired differences."""
+    if n < 1:
+        return np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(sps.wilcoxon(np.arange(1.0, n + 1)).pvalue)
+
+
+def signflip_patterns(n_volumes: int, n_draws: int, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+    """Sign patterns of the cluster sign-flip test: all ``2**n`` (exact) or ``n_draws`` random ones.
+
+    Returns:
+        ``(patterns (P, n_volumes) of +/-1, exact)``.
+    """
+    if n_volumes <= EXACT_SIGNFLIP_MAX_VOLUMES:
+        bits = (np.arange(2 ** n_volumes)[:, None] >> np.arange(n_volumes)[None, :]) & 1
+        return 1.0 - 2.0 * bits, True
+    return rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_volumes)), False
+
+
+def signflip_p(volume_sums: np.ndarray, patterns: np.ndarray, exact: bool) -> np.ndarray:
+    """Two-sided p-values of the cluster sign-flip test, one per column of ``volume_sums`` (n, K).
+
+    The statistic is the sum over volumes of each volume's summed slice differences; a
+    column whose sums are all zero gives NaN.
+    """
+    sums = np.atleast_2d(np.asarray(volume_sums, dtype=float).T).T
+    observed = np.abs(sums.sum(axis=0))
+    tol = 1e-9 * np.abs(sums).sum(axis=0)
+    hits = (np.abs(patterns @ sums) >= observed - tol).sum(axis=0)
+    p = hits / len(patterns) if exact else (1.0 + hits) / (1.0 + len(patterns))
+    return np.where(np.any(sums != 0, axis=0), p, np.nan)
+
+
+def _quantile_interval(samples: np.ndarray, confidence: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of each column, ignoring NaN resamples."""
+    alpha = (1.0 - confidence) / 2.0
+    samples = np.asarray(samples, dtype=float)
+    low = np.full(samples.shape[1], np.nan)
+    high = np.full(samples.shape[1], np.nan)
+    for k in range(samples.shape[1]):
+        column = samples[:, k][~np.isnan(samples[:, k])]
+        if column.size:
+            low[k], high[k] = np.quantile(column, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return low, high
+
+
+def group_seed(seed: int, *identity: object) -> np.random.SeedSequence:
+    """Seed of one group, from the fixed ``seed`` and the group's identity (stable across runs and machines)."""
+    digest = hashlib.sha256("|".join(map(str, identity)).encode("utf-8")).digest()
+    words = [int(w) for w in np.frombuffer(digest[:16], dtype="<u4")]
+    return np.random.SeedSequence([int(seed), *words])
+
+
+# ----------------------------------------------------------------------------- collecting paired data
+
+def table_of(method: str) -> str:
+    """``table2`` for an ablation variant, ``table1`` for everything else."""
+    return "table2" if method in TABLE2_METHODS else "table1"
+
+
+def _method_rank(method: str) -> Tuple[int, str]:
+    order = [names.ZERO_FILLED] + names.TABLE1_METHODS + names.ABLATION_VARIANTS
+    return (order.index(method), "") if method in order else (len(order), method)
+
+
+@dataclass
+class _Group:
+    """One level x dataset x acceleration: the reference's units and every method's values."""
+
+    level: str
+    dataset: str
+    acceleration: int
+    units: pd.DataFrame  # key columns, sorted
+    #: method -> metric -> (replicates, units) values
+    values: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.dataset} x{self.acceleration} ({self.level} level)"
+
+
+def _key_index(frame: pd.DataFrame, keys: List[str]) -> pd.Index:
+    return pd.MultiIndex.from_frame(frame[keys]) if len(keys) > 1 else pd.Index(frame[keys[0]])
+
+
+def _examples(index: pd.Index, k: int = 3) -> str:
+    return ", ".join(str(v) for v in list(index[:k])) + (", ..." if len(index) > k else "")
+
+
+def _collect(frame: pd.DataFrame, level: str, reference: str) -> List[_Group]:
+    """Check the pairing of every method with the reference and gather their values.
 
     Raises:
-        DataError: when a method lacks slices/volumes that the reference has.
+        DataError: duplicated keys, different units, or a replicate covering part of them.
     """
-    rows: List[dict] = []
-    for level, frame in (("slice", per_slice), ("volume", per_volume)):
-        keys = KEYS[level]
-        for (dataset, acc), group in frame.groupby(["dataset", "acceleration"], sort=True):
-            ref = group[group["method"] == reference]
-            if ref.empty:
+    keys = KEYS[level]
+    missing = [c for c in ("method", "dataset", "acceleration", *keys) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{level} metrics", f"missing columns {missing}")
+    # an absent replicate (column or value) is replicate 0: untrained methods have only that one
+    replicate = frame["replicate"].fillna(0).astype(int) if "replicate" in frame.columns else 0
+    frame = frame.assign(replicate=replicate)
+    metrics = [m for m in METRICS if m in frame.columns]
+    groups = []
+    for (dataset, acc), g in frame.groupby(["dataset", "acceleration"], sort=True):
+        where = f"{dataset} x{acc} ({level} level)"
+        duplicated = g.duplicated(["method", *keys, "replicate"])
+        if duplicated.any():
+            first = g.loc[duplicated, ["method", *keys, "replicate"]].iloc[0].to_dict()
+            raise DataError(where, f"{int(duplicated.sum())} duplicated rows, e.g. {first}")
+        ref = g[g["method"] == reference]
+        if ref.empty:
+            log.warning("%s: no rows of the reference %s; its methods are not compared", where, reference)
+            continue
+        units = ref[keys].drop_duplicates().sort_values(keys, kind="stable").reset_index(drop=True)
+        unit_index = _key_index(units, keys)
+        group = _Group(level, str(dataset), int(acc), units)
+        row_unit = unit_index.get_indexer(_key_index(g, keys))  # -1: a unit the reference lacks
+        values = g[metrics].to_numpy(dtype=float)
+        methods, replicates = g["method"].to_numpy(), g["replicate"].to_numpy()
+        for method in sorted(set(methods)):
+            mine = methods == method
+            present = np.zeros(len(units), dtype=bool)
+            present[row_unit[mine & (row_unit >= 0)]] = True
+            extra = g.loc[mine & (row_unit < 0), keys].drop_duplicates()
+            if not present.all() or len(extra):
+                lacks = unit_index[~present]
+                raise DataError(where, (
+                    f"{method} and {reference} were evaluated on different {level}s: {method} lacks "
+                    f"{len(lacks)} of the reference's {len(unit_index)} ({_examples(lacks)}) and has "
+                    f"{len(extra)} the reference lacks ({_examples(_key_index(extra, keys))})"))
+            per_replicate = []
+            for replicate in sorted(set(replicates[mine])):
+                rows = mine & (replicates == replicate)
+                if rows.sum() != len(units):  # no duplicates and no foreign units: a count short is a gap
+                    raise DataError(where, f"replicate {replicate} of {method} covers {int(rows.sum())} of the "
+                                           f"{len(units)} {level}s; every replicate must cover all of them")
+                block = np.empty((len(units), len(metrics)))
+                block[row_unit[rows]] = values[rows]
+                per_replicate.append(block)
+            stacked = np.stack(per_replicate)  # (replicates, units, metrics)
+            group.values[str(method)] = {m: stacked[:, :, i] for i, m in enumerate(metrics)}
+        groups.append(group)
+    return groups
+
+
+@dataclass
+class _Column:
+    """One comparison of one metric: the replicate values of both methods over the units."""
+
+    method: str
+    metric: str
+    reference_values: np.ndarray  # (R_ref, units)
+    method_values: np.ndarray  # (R_method, units)
+
+
+def _columns(group: _Group, reference: str) -> List[_Column]:
+    """The comparisons of a group, metrics that a method lacks entirely left out (with a log line)."""
+    out = []
+    ref = group.values[reference]
+    for method in sorted(set(group.values) - {reference}, key=_method_rank):
+        for metric in METRICS:
+            if metric not in ref:
                 continue
-            for method in sorted(set(group["method"]) - {reference}):
-                other = group[group["method"] == method]
-                merged = ref.merge(other, on=keys, suffixes=("_ref", "_other"), validate="one_to_one")
-                if len(merged) != len(ref) or len(merged) != len(other):
-                    raise DataError(
-                        f"{dataset} x{acc}",
-                        f"{method} and {reference} were evaluated on different {level}s "
-                        f"({len(other)} vs {len(ref)}, {len(merged)} in common)",
-                    )
-                for metric in METRICS:
-                    stats_row = paired_comparison(merged[f"{metric}_ref"].to_numpy(), merged[f"{metric}_other"].to_numpy())
-                    rows.append({"dataset": dataset, "acceleration": int(acc), "metric": metric, "level": level,
-                                 "method": method, "reference": reference, **stats_row})
-    table = pd.DataFrame(rows)
+            a, b = ref[metric], group.values[method][metric]
+            if np.isnan(a).all() or np.isnan(b).all():
+                log.info("%s: %s not recorded for %s or %s; not compared", group.where, metric, method, reference)
+                continue
+            out.append(_Column(method, metric, a, b))
+    return out
+
+
+def _sign_agreement(reference_values: np.ndarray, method_values: np.ndarray, used: np.ndarray,
+                    mean_diff: float, tol: float) -> Tuple[int, int]:
+    """Replicate pairs whose mean difference (over ``used`` units) has the sign of ``mean_diff``."""
+    ref_means = reference_values[:, used].mean(axis=1)
+    method_means = method_values[:, used].mean(axis=1)
+    pair_means = _snap(ref_means[:, None] - method_means[None, :], tol)
+    target = 0.0 if abs(mean_diff) <= tol else np.sign(mean_diff)
+    return int(np.sum(np.sign(pair_means) == target)), int(pair_means.size)
+
+
+def _base_row(group: _Group, column: _Column, reference: str, n_bootstrap: int, seed: int) -> dict:
+    return {"level": group.level, "table": table_of(column.method), "dataset": group.dataset,
+            "acceleration": group.acceleration, "metric": column.metric,
+            "higher_is_better": column.metric not in LOWER_IS_BETTER, "method": column.method,
+            "reference": reference, "n_replicates_reference": column.reference_values.shape[0],
+            "n_replicates_method": column.method_values.shape[0], "n_bootstrap": n_bootstrap, "seed": seed,
+            "confidence": CONFIDENCE}
+
+
+# ----------------------------------------------------------------------------- the two levels
+
+def _volume_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> List[dict]:
+    columns = _columns(group, reference)
+    if not columns:
+        return []
+    n = len(group.units)
+    diffs, tols, rows = [], [], []
+    for column in columns:
+        ref_avg = column.reference_values.mean(axis=0)
+        method_avg = column.method_values.mean(axis=0)
+        bad = ~(np.isfinite(ref_avg) & np.isfinite(method_avg))
+        if bad.any():
+            raise DataError(group.where, (
+                f"{column.metric} is not finite for {column.method} or {reference} on "
+                f"{int(bad.sum())} volumes ({_examples(pd.Index(group.units['volume'][bad]))})"))
+        tol = _rounding_tolerance(column.reference_values, column.method_values)
+        d = _snap(ref_avg - method_avg, tol)
+        t_stat, t_p = paired_t(d, tol)
+        w_stat, w_p, w_min, w_method = paired_wilcoxon(d)
+        sd = float(d.std(ddof=1)) if n > 1 else np.nan
+        agree, pairs = _sign_agreement(column.reference_values, column.method_values, np.ones(n, bool),
+                                       float(d.mean()), tol)
+        rows.append({**_base_row(group, column, reference, n_bootstrap, seed), "n": n,
+                     "mean_reference": float(ref_avg.mean()), "mean_method": float(method_avg.mean()),
+                     "mean_diff": float(d.mean()), "cohen_dz": float(cohen_dz(d.mean(), sd, tol)),
+                     "t_stat": t_stat, "t_p": t_p, "wilcoxon_stat": w_stat, "wilcoxon_method": w_method,
+                     "wilcoxon_p": w_p, "wilcoxon_min_p": w_min, "sign_agree": agree, "sign_pairs": pairs})
+        diffs.append(d)
+        tols.append(tol)
+    differences = np.stack(diffs, axis=1)  # (volumes, K)
+    tol_row = np.asarray(tols)
+    rng = np.random.default_rng(group_seed(seed, group.level, group.dataset, group.acceleration))
+    means, dzs = [], []
+    for start in range(0, n_bootstrap, _BLOCK):
+        picks = rng.integers(0, n, size=(min(_BLOCK, n_bootstrap - start), n))
+        resampled = differences[picks]  # (block, volumes, K)
+        mean = resampled.mean(axis=1)
+        means.append(mean)
+        if n > 1:
+            dzs.append(cohen_dz(mean, resampled.std(axis=1, ddof=1), tol_row[None, :]))
+    mean_low, mean_high = _quantile_interval(np.concatenate(means), CONFIDENCE)
+    if dzs:
+        dz_low, dz_high = _quantile_interval(np.concatenate(dzs), CONFIDENCE)
+    else:
+        dz_low = dz_high = np.full(len(rows), np.nan)
+    for k, row in enumerate(rows):
+        row.update(ci_low=mean_low[k], ci_high=mean_high[k], dz_ci_low=dz_low[k], dz_ci_high=dz_high[k])
+    return rows
+
+
+def _hierarchical_weights(volume_code: np.ndarray, n_volumes: int, n_draws: int,
+                          rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """Blocks of resample counts (draws, units): volumes with replacement, then slices within each."""
+    n_units = volume_code.size
+    counts = np.bincount(volume_code, minlength=n_volumes)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for start in range(0, n_draws, _BLOCK):
+        block = min(_BLOCK, n_draws - start)
+        picks = rng.integers(0, n_volumes, size=(block, n_volumes))
+        lengths = counts[picks].ravel()
+        sizes = np.repeat(lengths, lengths)
+        # a uniform slice of each drawn volume: floor(u * size), clipped against u * size rounding up to size
+        within = np.minimum((rng.random(sizes.size) * sizes).astype(np.int64), sizes - 1)
+        flat = np.repeat(offsets[picks].ravel() + n_units * np.repeat(np.arange(block), n_volumes), lengths) + within
+        yield np.bincount(flat, minlength=block * n_units).reshape(block, n_units).astype(float)
+
+
+def _slice_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> List[dict]:
+    columns = _columns(group, reference)
+    if not columns:
+        return []
+    volume_code = pd.factorize(group.units["volume"], sort=False)[0]  # units are sorted by volume
+    n_volumes = int(volume_code.max()) + 1
+    rows, diffs, used_masks = [], [], []
+    for column in columns:
+        ref_avg = column.reference_values.mean(axis=0)
+        method_avg = column.method_values.mean(axis=0)
+        used = np.isfinite(ref_avg) & np.isfinite(method_avg)
+        tol = _rounding_tolerance(column.reference_values[:, used], column.method_values[:, used])
+        d = np.where(used, _snap(ref_avg - method_avg, tol), 0.0)
+        n_used = int(used.sum())
+        mean_diff = float(d[used].mean()) if n_used else np.nan
+        agree, pairs = _sign_agreement(column.reference_values, column.method_values, used, mean_diff, tol) \
+            if n_used else (0, 0)
+        rows.append({**_base_row(group, column, reference, n_bootstrap, seed),
+                     "n": len(np.unique(volume_code[used])), "n_slices": n_used,
+                     "n_excluded": int((~used).sum()),
+                     "mean_reference": float(ref_avg[used].mean()) if n_used else np.nan,
+                     "mean_method": float(method_avg[used].mean()) if n_used else np.nan,
+                     "mean_diff": mean_diff, "sign_agree": agree, "sign_pairs": pairs})
+        diffs.append(d)
+        used_masks.append(used.astype(float))
+    differences = np.stack(diffs, axis=1)  # (units, K), zero where not used
+    used_matrix = np.stack(used_masks, axis=1)
+    bootstrap_rng, flip_rng = (np.random.default_rng(s) for s in
+                               group_seed(seed, group.level, group.dataset, group.acceleration).spawn(2))
+    means = []
+    for weights in _hierarchical_weights(volume_code, n_volumes, n_bootstrap, bootstrap_rng):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means.append((weights @ differences) / (weights @ used_matrix))
+    low, high = _quantile_interval(np.concatenate(means), CONFIDENCE)
+    volume_sums = np.zeros((n_volumes, len(columns)))
+    np.add.at(volume_sums, volume_code, differences)
+    patterns, exact = signflip_patterns(n_volumes, n_bootstrap, flip_rng)
+    p = signflip_p(volume_sums, patterns, exact)
+    floor = signflip_p(np.abs(volume_sums), patterns, exact)
+    for k, row in enumerate(rows):
+        row.update(ci_low=low[k], ci_high=high[k], signflip_method="exact" if exact else "monte-carlo",
+                   signflip_p=p[k], signflip_min_p=floor[k])
+    return rows
+
+
+def significance_table(per_slice: pd.DataFrame, per_volume: pd.DataFrame, reference: str = REFERENCE,
+                       n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """Compare ``reference`` with every other method at both levels (columns in the module docstring).
+
+    Args:
+        per_slice: concatenated per-slice metrics of ``oucr evaluate`` (may be empty).
+        per_volume: concatenated per-volume metrics.
+        reference: the method every other one is compared with.
+        n_bootstrap: bootstrap resamples (and Monte-Carlo sign flips above 16 volumes).
+        seed: fixed seed of every group's random generator.
+
+    Returns:
+        one row per level x table x dataset x acceleration x metric x method, in a fixed order.
+
+    Raises:
+        ValueError: ``n_bootstrap`` < 1 or ``seed`` < 0.
+        DataError: the reference is absent from every group, the inputs mix evaluation
+            conditions (column ``condition``), or a method is not paired exactly with it
+            (see the module docstring).
+    """
+    if int(n_bootstrap) < 1:
+        raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    for level, frame in (("volume", per_volume), ("slice", per_slice)):
+        if frame is not None and "condition" in frame.columns and frame["condition"].nunique(dropna=False) > 1:
+            raise DataError(f"{level} metrics", (
+                f"several evaluation conditions {sorted(map(str, frame['condition'].unique()))}; "
+                f"compare one condition at a time"))
+    rows: List[dict] = []
+    found_reference = False
+    for level, frame, make_rows in (("volume", per_volume, _volume_rows), ("slice", per_slice, _slice_rows)):
+        if frame is None or frame.empty:
+            continue
+        for group in _collect(frame, level, reference):
+            found_reference = True
+            rows.extend(make_rows(group, reference, int(n_bootstrap), int(seed)))
+    if not found_reference:
+        raise DataError("metrics files", f"the reference method {reference!r} has no rows")
+    table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         return table
-    for test in ("t", "wilcoxon"):
-        table[f"{test}_p_holm"] = np.nan
-        for _, idx in table.groupby(["dataset", "acceleration", "metric", "level"]).groups.items():
-            table.loc[idx, f"{test}_p_holm"] = holm(table.loc[idx, f"{test}_p"].to_numpy())
-    cols = ["dataset", "acceleration", "metric", "level", "method", "reference", "n", "mean_reference",
-            "mean_method", "mean_diff", "ci_low", "ci_high", "cohen_dz", "t_stat", "t_p", "t_p_holm",
-            "wilcoxon_stat", "wilcoxon_p", "wilcoxon_p_holm"]
-    return table[cols]
+    table = _adjust(table)
+    order = sorted(range(len(table)), key=lambda i: (
+        LEVELS.index(table.at[i, "level"]), table.at[i, "table"], table.at[i, "dataset"],
+        int(table.at[i, "acceleration"]), METRICS.index(table.at[i, "metric"]), _method_rank(table.at[i, "method"])))
+    table = table.iloc[order].reset_index(drop=True)
+    for col in _INT_COLUMNS:
+        table[col] = table[col].astype("Int64")
+    return table[COLUMNS]
 
 
-def read_metric_files(paths: Iterable[Path]) -> pd.DataFrame:
-    """Concatenate metric CSVs written by ``oucr evaluate``."""
-    frames = []
-    for p in dict.fromkeys(Path(q) for q in paths):  # a file named twice counts once
-        if not p.is_file():
-            raise DataError(p, "metrics file does not exist")
-        frames.append(pd.read_csv(p))
-    if not frames:
-        raise DataError("(none)", "no metrics files given")
-    frame = pd.concat(frames, ignore_index=True)
-    keys = [c for c in ("method", "dataset", "acceleration", "volume", "slice") if c in frame.columns]
-    duplicated = frame.duplicated(subset=keys)
-    if duplicated.any():
-        first = frame.loc[duplicated, keys].iloc[0].to_dict()
-        raise DataError(", ".join(map(str, paths)), f"{int(duplicated.sum())} duplicated metric rows, e.g. {first}")
+def _adjust(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm over each (table, metric, level, test) family; floors adjusted with the same m."""
+    table = table.copy()
+    for idx in table.groupby(["table", "metric", "level"], sort=True).groups.values():
+        m = len(idx)
+        table.loc[idx, "family_size"] = m
+        for p_col, holm_col in _TESTS.values():
+            table.loc[idx, holm_col] = holm(table.loc[idx, p_col].to_numpy(dtype=float))
+        for floor_col, holm_col in _FLOORS.items():
+            table.loc[idx, holm_col] = np.minimum(1.0, m * table.loc[idx, floor_col].to_numpy(dtype=float))
+    return table
+
+
+# ----------------------------------------------------------------------------- reading metric files
+
+def _read_one(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """One metrics CSV, checked (see :func:`read_metric_files`)."""
+    try:
+        frame = pd.read_csv(path, dtype={"method": str, "dataset": str, "volume": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "metrics file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        raise DataError(path, f"metrics file is not a readable CSV ({type(err).__name__}: {err})") from None
+    missing = [c for c in (*REQUIRED_COLUMNS, *required) if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"metrics file lacks the columns {missing} (it has {list(frame.columns)})")
+    if not any(m in frame.columns for m in METRICS):
+        raise DataError(path, f"metrics file has none of the metric columns {list(METRICS)}")
+    if frame.empty:
+        raise DataError(path, "metrics file has a header but no rows")
+    for col in ("method", "dataset", "volume"):
+        if frame[col].isna().any():
+            raise DataError(path, f"empty {col} in line {int(np.flatnonzero(frame[col].isna())[0]) + 2}")
+    for col in [c for c in (*METRICS, *BAND_METRICS) if c in frame.columns]:
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        bad = numeric.isna() & frame[col].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(path, f"non-numeric {col} value {frame[col].iloc[i]!r} in line {i + 2}")
+        frame[col] = numeric.astype(float)
+    for col in [c for c in ("acceleration", "slice", "replicate") if c in frame.columns]:
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        bad = numeric.isna() | (numeric != np.round(numeric))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            value = frame[col].astype(object).iloc[i]  # a Python value: 4.5, not NumPy 2's np.float64(4.5)
+            raise DataError(path, f"{col} must be an integer, got {value!r} in line {i + 2}")
+        frame[col] = numeric.astype(int)
     return frame
+
+
+def read_metric_files(paths: Iterable[Path], required: Sequence[str] = ()) -> pd.DataFrame:
+    """Concatenate metric CSVs written by ``oucr evaluate``.
+
+    Args:
+        paths: the files; a file named twice (in any spelling of its path) counts once.
+        required: columns needed beyond ``method, dataset, acceleration, volume``
+            (e.g. ``("slice",)`` for per-slice files).
+
+    Returns:
+        the rows of every file; when any file has a ``replicate`` column, rows of files
+        without one get replicate 0.
+
+    Raises:
+        DataError: naming the file, for a missing, empty or unparseable file, missing
+            columns, non-numeric metric values or non-integer keys; naming the files, for
+            rows duplicated on (method, dataset, acceleration[, condition], volume[, slice][, replicate]).
+    """
+    unique: Dict[Path, Path] = {}
+    for q in paths:
+        unique.setdefault(Path(q).resolve(), Path(q))
+    if not unique:
+        raise DataError("(none)", "no metrics files given")
+    frames = []
+    for path in unique.values():
+        if not path.is_file():
+            raise DataError(path, "metrics file does not exist")
+        frames.append(_read_one(path, required).assign(_file=str(path)))
+    frame = pd.concat(frames, ignore_index=True)
+    if "replicate" in frame.columns:
+        frame["replicate"] = frame["replicate"].fillna(0).astype(int)
+    keys = [c for c in ("method", "dataset", "acceleration", "condition", "volume", "slice", "replicate")
+            if c in frame.columns]
+    duplicated = frame.duplicated(subset=keys, keep=False)
+    if duplicated.any():
+        clashes = frame[duplicated]
+        first = clashes[keys].iloc[0].to_dict()
+        files = sorted(set(clashes.loc[(clashes[keys] == pd.Series(first)).all(axis=1), "_file"]))
+        raise DataError(", ".join(files), f"{int(frame.duplicated(subset=keys).sum())} duplicated metric rows, "
+                                          f"e.g. {first}")
+    return frame.drop(columns="_file")
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+def _fmt_p(p: float) -> str:
+    return "-" if pd.isna(p) else f"{p:.3g}"
+
+
+def _fmt_num(v: float, metric: str) -> str:
+    if pd.isna(v):
+        return "-"
+    if np.isinf(v):
+        return "+inf" if v > 0 else "-inf"
+    return f"{v:+.2e}" if metric == "nmse" else f"{v:+.{3 if metric == 'psnr' else 4}f}"
+
+
+def _fmt_dz(v: float) -> str:
+    if pd.isna(v):
+        return "-"
+    return ("+inf" if v > 0 else "-inf") if np.isinf(v) else f"{v:+.2f}"
+
+
+def _interval(v: float, low: float, high: float, fmt) -> str:
+    return f"{fmt(v)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _needed_volumes(m: int, alpha: float = 0.05) -> int:
+    """Smallest n whose Wilcoxon floor, times the family size m, is below ``alpha``."""
+    n = 1
+    while min(1.0, m * wilcoxon_floor(n)) >= alpha:
+        n += 1
+    return n
+
+
+def _power_sentence(rows: pd.DataFrame, table_name: str, test: str, unit: str) -> str:
+    """What the numbers of volumes of ``rows`` allow for ``test`` ('wilcoxon' or 'signflip'), in words."""
+    floor_col = f"{test}_min_p"
+    label = "two-sided Wilcoxon" if test == "wilcoxon" else "cluster sign-flip"
+    sentences = []
+    for n in sorted(rows["n"].dropna().astype(int).unique()):
+        sub = rows[rows["n"] == n]
+        m = int(sub["family_size"].max())
+        floor = float(sub[floor_col].min()) if sub[floor_col].notna().any() else wilcoxon_floor(n)
+        floor_holm = min(1.0, m * floor)
+        reachable = floor_holm < 0.05
+        text = (f"With n = {n} test volumes per comparison the smallest {label} p-value is {_fmt_p(floor)}, "
+                f"{_fmt_p(floor_holm)} after Holm over the {m} comparison{'s' if m != 1 else ''} per metric of "
+                f"{table_name}")
+        if test == "signflip" and (sub["signflip_method"] == "monte-carlo").any():
+            text += f" (with {int(sub['n_bootstrap'].max())} random sign flips the floor is 1 / (flips + 1); " \
+                    f"raise --bootstrap to lower it)"
+        if reachable:
+            hits = int((sub[f"{test}_p_holm"] < 0.05).sum())
+            text += (f": p < 0.05 is reachable; {hits} of the {len(sub)} {unit} comparisons have a "
+                     f"Holm-adjusted {label} p < 0.05.")
+        else:
+            text += (f": no comparison can reach p < 0.05, whatever the methods; read the differences and "
+                     f"intervals as descriptive. At least {_needed_volumes(m)} volumes per comparison would be "
+                     f"needed before a Holm-adjusted p < 0.05 were attainable.")
+        sentences.append(text)
+    return " ".join(sentences)
+
+
+def _has_replicates(rows: pd.DataFrame) -> bool:
+    return bool(((rows["n_replicates_reference"] > 1) | (rows["n_replicates_method"] > 1)).any())
+
+
+def _volume_view(rows: pd.DataFrame) -> pd.DataFrame:
+    view = pd.DataFrame({
+        "Dataset": rows["dataset"], "Acc": rows["acceleration"], "Metric": rows["metric"], "vs": rows["method"],
+        "n": rows["n"],
+        "mean diff [95% CI]": [_interval(r.mean_diff, r.ci_low, r.ci_high, lambda v, m=r.metric: _fmt_num(v, m))
+                               for r in rows.itertuples()],
+        "d_z [95% CI]": [_interval(r.cohen_dz, r.dz_ci_low, r.dz_ci_high, _fmt_dz) for r in rows.itertuples()],
+        "Wilcoxon p (Holm)": [f"{_fmt_p(r.wilcoxon_p)} ({_fmt_p(r.wilcoxon_p_holm)})" for r in rows.itertuples()],
+        "t-test p (Holm)": [f"{_fmt_p(r.t_p)} ({_fmt_p(r.t_p_holm)})" for r in rows.itertuples()],
+    })
+    if _has_replicates(rows):
+        view["replicate sign agreement"] = [
+            f"{int(r.sign_agree)}/{int(r.sign_pairs)}" if r.sign_pairs > 1 else "-" for r in rows.itertuples()]
+    return view
+
+
+def _slice_view(rows: pd.DataFrame) -> pd.DataFrame:
+    view = pd.DataFrame({
+        "Dataset": rows["dataset"], "Acc": rows["acceleration"], "Metric": rows["metric"], "vs": rows["method"],
+        "n volumes": rows["n"], "n slices": rows["n_slices"].astype("Int64"),  # counts, also read back from CSV
+        "mean slice diff [hierarchical 95% CI]": [
+            _interval(r.mean_diff, r.ci_low, r.ci_high, lambda v, m=r.metric: _fmt_num(v, m))
+            for r in rows.itertuples()],
+        "sign-flip p (Holm)": [f"{_fmt_p(r.signflip_p)} ({_fmt_p(r.signflip_p_holm)})" for r in rows.itertuples()],
+    })
+    if _has_replicates(rows):
+        view["replicate sign agreement"] = [
+            f"{int(r.sign_agree)}/{int(r.sign_pairs)}" if r.sign_pairs > 1 else "-" for r in rows.itertuples()]
+    return view
+
+
+def _to_markdown(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in frame.iterrows():
+        lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TABLE_TITLES = {"table1": "Table 1", "table2": "Table 2 (ablation)"}
+
+
+def significance_markdown(sig: pd.DataFrame, demo: bool, demo_note: Optional[str] = None) -> str:
+    """The significance summary as Markdown, per table: volume rows, slice rows, what n supports.
+
+    Args:
+        sig: the CSV of ``oucr stats`` as a DataFrame.
+        demo: whether these are demo numbers (then ``demo_note`` is quoted at the top).
+        demo_note: the demo warning to quote.
+
+    Returns:
+        the Markdown document.
+    """
+    reference = str(sig["reference"].iloc[0]) if len(sig) and "reference" in sig.columns else REFERENCE
+    out = [f"# Paired comparisons: {reference} against every other method\n"]
+    if demo:
+        out.append(f"> {demo_note or 'DEMO numbers: not comparable with the paper.'}\n")
+    if sig.empty:
+        return "\n".join(out + ["No comparisons.\n"])
+    sig = sig.copy()
+    if "table" not in sig.columns:
+        sig["table"] = [table_of(m) for m in sig["method"]]
+    n_boot = int(sig["n_bootstrap"].dropna().iloc[0]) if sig["n_bootstrap"].notna().any() else DEFAULT_BOOTSTRAP
+    out.append(
+        f"The test volume is the unit of inference. Differences are {reference} minus the method, in metric "
+        f"units: positive means {reference} scored higher, which is better for PSNR, SSIM, HaarPSI and VIF; "
+        f"for NMSE lower is better, so a negative NMSE difference favours {reference}. Each method's values are "
+        f"first averaged over its training replicates. Intervals are percentile bootstrap 95 % intervals over "
+        f"{n_boot} resamples of the volumes; d_z is the mean volume difference over its SD (+/-inf when every "
+        f"volume differs by the same amount). p-values are shown raw (Holm-adjusted), Holm over every dataset x "
+        f"acceleration x method of a table, separately per metric, level and test. The paired t-test has no "
+        f"floor on its p-value (it can be arbitrarily small at any n >= 2), but at small n it rests entirely on "
+        f"the assumption of normally distributed differences, which so few volumes cannot check.\n")
+    for table_key in ("table1", "table2"):
+        part = sig[sig["table"] == table_key]
+        if part.empty:
+            continue
+        title = _TABLE_TITLES[table_key]
+        out.append(f"## {title}\n")
+        volume = part[part["level"] == "volume"]
+        if not volume.empty:
+            out.append("### Volume level (one paired value per test volume)\n")
+            out.append(_power_sentence(volume, title, "wilcoxon", "volume-level") + "\n")
+            out.append(_to_markdown(_volume_view(volume)))
+        slices = part[part["level"] == "slice"]
+        if not slices.empty:
+            reachable = bool((slices["signflip_min_p_holm"] < 0.05).any())
+            out.append("### Slice level (" + ("clustered by volume" if reachable else "descriptive") + ")\n")
+            out.append(
+                "Pooled mean of the per-slice differences with a hierarchical bootstrap interval (volumes "
+                "resampled, then slices within each drawn volume); p from a cluster sign-flip test that flips "
+                "all slices of a volume together. The slices of one volume are not independent, so this "
+                "evidence rests on the same volumes as the volume level. "
+                + _power_sentence(slices, title, "signflip", "slice-level") + "\n")
+            out.append(_to_markdown(_slice_view(slices)))
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _count(text: str, minimum: int) -> int:
+    """An integer option of at least ``minimum`` (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``oucr stats``."""
-    parser.add_argument("--slices", nargs="+", type=Path, required=True, help="per-slice metric CSVs")
-    parser.add_argument("--volumes", nargs="+", type=Path, required=True, help="per-volume metric CSVs")
-    parser.add_argument("--reference", default=REFERENCE, help="the method compared with all others")
-    parser.add_argument("--out", type=Path, required=True, help="output CSV")
+    parser.add_argument("--slices", nargs="+", type=Path, required=True,
+                        help="per-slice metric CSVs of `oucr evaluate` (a file named twice counts once)")
+    parser.add_argument("--volumes", nargs="+", type=Path, required=True,
+                        help="per-volume metric CSVs of `oucr evaluate` (a file named twice counts once)")
+    parser.add_argument("--reference", default=REFERENCE,
+                        help=f"the method compared with every other one (default: {REFERENCE})")
+    parser.add_argument("--out", type=Path, required=True, help="output CSV (columns in the module docstring)")
+    parser.add_argument("--bootstrap", type=lambda t: _count(t, 1), default=DEFAULT_BOOTSTRAP, metavar="N",
+                        help=f"bootstrap resamples per group, also the random sign flips of the slice-level test "
+                             f"above {EXACT_SIGNFLIP_MAX_VOLUMES} volumes (default: {DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--seed", type=lambda t: _count(t, 0), default=DEFAULT_SEED,
+                        help=f"non-negative seed of the bootstrap, combined with each group's identity "
+                             f"(default: {DEFAULT_SEED})")
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr stats``."""
-    table = significance_table(read_metric_files(args.slices), read_metric_files(args.volumes), args.reference)
+    start = time.perf_counter()
+    per_slice = read_metric_files(args.slices, required=("slice",))
+    per_volume = read_metric_files(args.volumes)
+    table = significance_table(per_slice, per_volume, args.reference, args.bootstrap, args.seed)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
-    log.info("wrote %d comparisons to %s", len(table), args.out)
+    log.info("wrote %d comparisons to %s in %.2f s", len(table), args.out, time.perf_counter() - start)
     return 0

@@ -1,119 +1,196 @@
 """``oucr tables``: Table 1, Table 2 and the significance summary from the pipeline's files.
 
 Every number comes from a file the pipeline wrote: per-volume metrics of
-``oucr evaluate`` (mean and sample standard deviation over test volumes), the
-parameter counts of ``oucr params`` (counted from the instantiated models at the
-widths that were trained), and the paired tests of ``oucr stats``. The paper's
-values (:mod:`oucr.paper`) stand beside ours with the difference. When the config
-says ``demo: true`` every view is labelled as demo numbers, which are not
-comparable with the paper's.
+``oucr evaluate``, the parameter counts of ``oucr params``, the paired tests of
+``oucr stats``, and the cost of each run (its Snakemake benchmark file, its
+``info.json`` and its reconstruction folder's ``timing.json``).
+
+Aggregation (:func:`summarise`). A method trained ``K`` times (replicates) has,
+per replicate, the mean of its per-volume values; the table reports the mean of
+those replicate means (``<metric>_mean``), the SD across replicates
+(``<metric>_rep_sd``, empty for one replicate), and the SD over test volumes of the
+replicate-averaged per-volume values (``<metric>_sd``, the paper's spread).
+
+Paper comparison (:func:`oucr.config.paper_reference`). A dataset is compared with a paper
+column only when it is the paper's own data (``paper_dataset: fastMRI`` on fastMRI
+files) or declared a stand-in (``stand_in: true``); the header then says
+"stand-in for HPKS". ``paper_dataset`` absent or ``none`` means no paper column.
+When the config says ``demo: true`` every view is labelled as demo numbers.
 
 Outputs in ``--out-dir``:
-- ``table1.csv`` (tidy, one row per method x dataset x acceleration), ``table1.md``, ``table1.tex``;
+- ``table1.csv`` (tidy, one row per method x dataset x acceleration, columns
+  :data:`TABLE1_COLUMNS`), ``table1.md``, ``table1.tex``;
 - ``table2.csv``, ``table2.md``, ``table2.tex`` (the ablation);
-- ``significance.md`` (from ``significance.csv``).
+- ``significance.md`` (from ``significance.csv``);
+- ``provenance.md``: the commits, package versions and devices behind the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from oucr.config import load_config
+from oucr.config import load_config, paper_label, paper_reference
 from oucr.errors import DataError
-from oucr.io import atomic_write_text
+from oucr.io import atomic_path, atomic_write_text
+from oucr.names import ZERO_FILLED, evaluated_as
 from oucr.paper import reported
-from oucr.stats import read_metric_files
+from oucr.stats import read_metric_files, significance_markdown
 
 log = logging.getLogger(__name__)
 
-ZERO_FILLED = "Zero-filled"
-OUCR_FULL = "UC-CRNN + OC-CRNN + RM (OUCR)"
 DEMO_NOTE = (
     "DEMO numbers: small networks trained for minutes on synthetic virtual subjects derived from the "
     "MNI152 template, at a reduced image size. They exercise the pipeline and are NOT comparable "
     "with the paper's values shown beside them."
 )
+METRICS = ("psnr", "ssim", "nmse", "haarpsi", "vif")
+PARAMS_FOOTNOTE = ("Params counts the parameters as the method's public reference code does; where that code "
+                   "defines layers its forward pass never calls (Kiu-net), the parameters actually used are "
+                   "in brackets.")
 
-TABLE1_COLUMNS = [
-    "method", "params", "paper_params", "dataset", "paper_dataset", "acceleration", "realised_acceleration",
-    "n_volumes", "psnr_mean", "psnr_sd", "ssim_mean", "ssim_sd", "nmse_mean", "nmse_sd",
-    "paper_psnr", "paper_ssim", "delta_psnr", "delta_ssim", "label",
-]
+TABLE1_COLUMNS = (
+    ["method", "params", "params_used", "paper_params", "dataset", "paper_dataset", "acceleration",
+     "realised_acceleration", "n_volumes", "n_replicates"]
+    + [f"{m}_{s}" for m in METRICS for s in ("mean", "sd", "rep_sd")]
+    + ["paper_psnr", "paper_ssim", "delta_psnr", "delta_ssim", "train_hours", "train_device",
+       "infer_ms_per_slice", "label"]
+)
 
 
 def summarise(per_volume: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample SD of PSNR, SSIM, NMSE per method x dataset x acceleration."""
-    g = per_volume.groupby(["method", "dataset", "acceleration"], sort=False)
-    out = g.agg(
-        n_volumes=("volume", "nunique"),
-        realised_acceleration=("realised_acceleration", "mean"),
-        psnr_mean=("psnr", "mean"), psnr_sd=("psnr", "std"),
-        ssim_mean=("ssim", "mean"), ssim_sd=("ssim", "std"),
-        nmse_mean=("nmse", "mean"), nmse_sd=("nmse", "std"),
-    )
-    return out.reset_index()
+    """Means over replicates of per-volume means, SD over volumes and across replicates (module docstring).
+
+    Returns:
+        one row per method x dataset x acceleration: ``n_volumes``, ``n_replicates``,
+        ``realised_acceleration`` and ``<metric>_mean/_sd/_rep_sd`` for each metric present.
+    """
+    frame = per_volume.copy()
+    if "replicate" not in frame:
+        frame["replicate"] = 0
+    keys = ["method", "dataset", "acceleration"]
+    present = [m for m in METRICS if m in frame.columns]
+    rows = []
+    for key, group in frame.groupby(keys, sort=False):
+        row: Dict[str, Any] = dict(zip(keys, key))
+        per_rep = group.groupby("replicate")[present].mean()
+        per_vol = group.groupby("volume")[present].mean()  # replicate-averaged per-volume values
+        row["n_volumes"] = int(group["volume"].nunique())
+        row["n_replicates"] = int(group["replicate"].nunique())
+        row["realised_acceleration"] = float(group.drop_duplicates("volume")["realised_acceleration"].mean()) \
+            if "realised_acceleration" in group else np.nan
+        for m in present:
+            row[f"{m}_mean"] = float(per_rep[m].mean())
+            row[f"{m}_sd"] = float(per_vol[m].std(ddof=1)) if len(per_vol) > 1 else np.nan
+            row[f"{m}_rep_sd"] = float(per_rep[m].std(ddof=1)) if len(per_rep) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _paper_value(table: str, method: str, paper_dataset: Optional[str], acc: int, col: str) -> float:
+def paper_value(table: str, method: str, paper_dataset: Optional[str], acc: int, col: str) -> float:
+    """The paper's reported value, NaN when the paper has none (or no paper column applies)."""
+    if paper_dataset is None:
+        return np.nan
     rep = reported()
     row = rep[(rep["table"] == table) & (rep["method"] == method) & (rep["dataset"] == paper_dataset)
               & (rep["acceleration"] == acc)]
     return float(row[col].iloc[0]) if len(row) else np.nan
 
 
-def _params_lookup(params: Optional[pd.DataFrame]) -> Dict[str, Any]:
-    if params is None:
-        return {}
-    return {r["method"]: r for _, r in params.iterrows()}
+def read_costs(benchmarks: Sequence[Path], infos: Sequence[Path], recon_dirs: Sequence[Path]) -> pd.DataFrame:
+    """Cost of each trained replicate: training hours and device, inference ms per slice.
+
+    The three lists describe the same runs in the same order (the workflow builds them so):
+    Snakemake's ``benchmark:`` file of the training job (its ``s`` column, the job's wall
+    time), the run's ``info.json`` (identity and device) and its reconstruction folder
+    (``timing.json``).
+
+    Raises:
+        DataError: naming the file that is missing or unreadable, or lists of unequal length.
+    """
+    if not (len(benchmarks) == len(infos) == len(recon_dirs)):
+        raise DataError("(cost inputs)", f"{len(benchmarks)} benchmark files, {len(infos)} info files and "
+                        f"{len(recon_dirs)} reconstruction folders: they must describe the same runs")
+    rows = []
+    for bench, info_path, recon in zip(map(Path, benchmarks), map(Path, infos), map(Path, recon_dirs)):
+        info = _read_json(info_path, "training info file")
+        timing = _read_json(recon / "timing.json", "reconstruction timing file")
+        try:
+            seconds = float(pd.read_csv(bench, sep="\t")["s"].iloc[0])
+        except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError) as err:
+            raise DataError(bench, f"not a readable Snakemake benchmark file ({err})") from err
+        rows.append({"method": info["method"], "dataset": info["dataset"], "acceleration": int(info["acceleration"]),
+                     "train_hours": seconds / 3600.0, "train_device": info["device"],
+                     "infer_ms_per_slice": 1e3 * float(timing["seconds_per_slice"])})
+    if not rows:
+        return pd.DataFrame(columns=["method", "dataset", "acceleration", "train_hours", "train_device",
+                                     "infer_ms_per_slice"])
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["method", "dataset", "acceleration"], sort=False).agg(
+        train_hours=("train_hours", "mean"), train_device=("train_device", lambda d: ", ".join(sorted(set(d)))),
+        infer_ms_per_slice=("infer_ms_per_slice", "mean")).reset_index()
 
 
-def _result_row(summary: pd.DataFrame, table: str, method: str, evaluated_as: str, dataset: str,
-                paper_dataset: Optional[str], acc: int, params: Any, paper_params: Any, label: str) -> Dict[str, Any]:
-    """One tidy row: our mean/SD from ``summary`` beside the paper's value and the difference."""
-    hit = summary[(summary["method"] == evaluated_as) & (summary["dataset"] == dataset)
+def _read_json(path: Path, what: str) -> Dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(path, f"{what} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not a readable {what} ({err})") from err
+
+
+def dataset_order(config: Mapping[str, Any]) -> List[str]:
+    """Datasets in ``figures.dataset_order`` first (those configured), then the rest in config order."""
+    configured = list(config.get("datasets") or {})
+    first = [d for d in ((config.get("figures") or {}).get("dataset_order") or []) if d in configured]
+    return first + [d for d in configured if d not in first]
+
+
+def _row(summary: pd.DataFrame, table: str, method: str, dataset: str, paper: Optional[str], acc: int,
+         label: str) -> Dict[str, Any]:
+    hit = summary[(summary["method"] == evaluated_as(method)) & (summary["dataset"] == dataset)
                   & (summary["acceleration"] == acc)]
     if hit.empty:
         raise DataError(f"{dataset} x{acc}", f"no evaluated results for {method}")
     row = hit.iloc[0].to_dict()
-    paper_psnr = _paper_value(table, method, paper_dataset, acc, "psnr")
-    paper_ssim = _paper_value(table, method, paper_dataset, acc, "ssim")
-    row.update({
-        "method": method, "params": params, "paper_params": paper_params, "paper_dataset": paper_dataset,
-        "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
-        "delta_psnr": row["psnr_mean"] - paper_psnr, "delta_ssim": row["ssim_mean"] - paper_ssim,
-        "label": label,
-    })
+    row.update({"method": method, "paper_dataset": paper, "label": label,
+                "paper_psnr": paper_value(table, method, paper, acc, "psnr"),
+                "paper_ssim": paper_value(table, method, paper, acc, "ssim")})
+    row["delta_psnr"] = row["psnr_mean"] - row["paper_psnr"]
+    row["delta_ssim"] = row["ssim_mean"] - row["paper_ssim"]
     return row
 
 
-def _counts(plookup: Mapping[str, Any], method: str) -> tuple:
-    p = plookup.get(method)
-    if p is None:
-        return pd.NA, pd.NA
-    return _int_or_na(p["params"]), _int_or_na(p["paper_params"])
+def _with_params_and_cost(rows: List[Dict[str, Any]], params: Optional[pd.DataFrame],
+                          costs: Optional[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    lookup = {} if params is None else {r["method"]: r for _, r in params.iterrows()}
+    for col, src in (("params", "params"), ("params_used", "params_used"), ("paper_params", "paper_params")):
+        frame[col] = [_int_or_na(lookup[m].get(src)) if m in lookup else pd.NA for m in frame["method"]]
+    if costs is not None and not costs.empty:
+        frame = frame.merge(costs, how="left", on=["method", "dataset", "acceleration"])
+    return frame.reindex(columns=TABLE1_COLUMNS)
 
 
-def table1(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional[pd.DataFrame]) -> pd.DataFrame:
+def table1(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional[pd.DataFrame],
+           costs: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Tidy Table 1: Zero-filled plus the config's methods on every dataset x acceleration."""
     methods = [ZERO_FILLED] + list(config.get("methods") or [])
     label = "demo" if config.get("demo") else "experiment"
     summary = summarise(per_volume)
-    plookup = _params_lookup(params)
     rows = []
-    for dataset, section in (config.get("datasets") or {}).items():
-        paper_dataset = (section or {}).get("paper_dataset")
+    for dataset in dataset_order(config):
+        paper = paper_reference(config["datasets"][dataset], dataset)
         for acc in sorted(int(a) for a in (config.get("accelerations") or {})):
-            for method in methods:
-                params, paper_params = _counts(plookup, method)
-                rows.append(_result_row(summary, "table1", method, method, dataset, paper_dataset, acc,
-                                        params, paper_params, label))
-    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+            rows += [_row(summary, "table1", m, dataset, paper, acc, label) for m in methods]
+    return _with_params_and_cost(rows, params, costs)
 
 
 def table2(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional[pd.DataFrame]) -> pd.DataFrame:
@@ -122,51 +199,54 @@ def table2(config: Mapping[str, Any], per_volume: pd.DataFrame, params: Optional
     variants = list(ablation.get("variants") or [])
     if not variants:
         return pd.DataFrame(columns=TABLE1_COLUMNS)
-    dataset, acc = ablation.get("dataset"), int(ablation.get("acceleration", 4))
-    paper_dataset = ((config.get("datasets") or {}).get(dataset) or {}).get("paper_dataset")
-    summary = summarise(per_volume)
-    plookup = _params_lookup(params)
+    dataset, acc = ablation["dataset"], int(ablation.get("acceleration", 4))
+    paper = paper_reference(config["datasets"][dataset], dataset)
     label = "demo" if config.get("demo") else "experiment"
-    rows = []
-    for variant in variants:
-        evaluated_as = "OUCR" if variant == OUCR_FULL else variant
-        params, _ = _counts(plookup, variant)
-        rows.append(_result_row(summary, "table2", variant, evaluated_as, dataset, paper_dataset, acc,
-                                params, pd.NA, label))
-    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+    summary = summarise(per_volume)
+    frame = _with_params_and_cost([_row(summary, "table2", v, dataset, paper, acc, label) for v in variants],
+                                  params, None)
+    frame["paper_params"] = pd.NA
+    return frame
 
 
 def _int_or_na(v: Any) -> Any:
-    return pd.NA if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else int(v)
+    return pd.NA if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else int(v)
 
 
-def _fmt(mean: float, sd: float, digits: int) -> str:
+def fmt_mean_sd(mean: float, sd: float, digits: int) -> str:
+    """``mean ± sd`` (just the mean when the SD is undefined, ``-`` when there is no mean)."""
     if pd.isna(mean):
         return "-"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}" if not pd.isna(sd) else f"{mean:.{digits}f}"
 
 
-def _fmt_paper(v: float, digits: int) -> str:
-    return "-" if pd.isna(v) else f"{v:.{digits}f}"
+def fmt_params(count: Any, used: Any = pd.NA) -> str:
+    """Millions with three decimals; the used count in brackets with a marker when it differs."""
+    if count is pd.NA or count is None or (isinstance(count, float) and np.isnan(count)):
+        return "-"
+    text = f"{int(count) / 1e6:.3f} M"
+    if not pd.isna(used) and int(used) != int(count):
+        text += f" ({int(used) / 1e6:.3f} M used)*"
+    return text
 
 
-def _fmt_params(v: Any) -> str:
-    return "-" if v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v)) else f"{int(v) / 1e6:.3f} M"
-
-
-def paper_shaped(t1: pd.DataFrame) -> pd.DataFrame:
-    """Wide view like the paper's Table 1: one row per method, PSNR/SSIM columns per dataset x acceleration."""
+def paper_shaped(t1: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
+    """Wide view like the paper's Table 1, one row per method, plus the training hours per cell."""
     rows = []
     for method, g in t1.groupby("method", sort=False):
-        row = {"Method": method, "Params": _fmt_params(g["params"].iloc[0])}
+        row = {"Method": method, "Params": fmt_params(g["params"].iloc[0], g["params_used"].iloc[0])}
         for _, r in g.iterrows():
             key = f"{r['dataset']} {int(r['acceleration'])}x"
-            row[f"{key} PSNR"] = _fmt(r["psnr_mean"], r["psnr_sd"], 2)
-            row[f"{key} PSNR paper (Δ)"] = (
-                "-" if pd.isna(r["paper_psnr"]) else f"{r['paper_psnr']:.2f} ({r['delta_psnr']:+.2f})")
-            row[f"{key} SSIM"] = _fmt(r["ssim_mean"], r["ssim_sd"], 4)
-            row[f"{key} SSIM paper (Δ)"] = (
-                "-" if pd.isna(r["paper_ssim"]) else f"{r['paper_ssim']:.4f} ({r['delta_ssim']:+.4f})")
+            header = paper_label(config["datasets"][r["dataset"]], r["dataset"])
+            row[f"{key} PSNR"] = fmt_mean_sd(r["psnr_mean"], r["psnr_sd"], 2)
+            if header:
+                row[f"{key} PSNR {header} (Δ)"] = (
+                    "-" if pd.isna(r["paper_psnr"]) else f"{r['paper_psnr']:.2f} ({r['delta_psnr']:+.2f})")
+            row[f"{key} SSIM"] = fmt_mean_sd(r["ssim_mean"], r["ssim_sd"], 4)
+            if header:
+                row[f"{key} SSIM {header} (Δ)"] = (
+                    "-" if pd.isna(r["paper_ssim"]) else f"{r['paper_ssim']:.4f} ({r['delta_ssim']:+.4f})")
+            row[f"{key} train h"] = "-" if pd.isna(r["train_hours"]) else f"{r['train_hours']:.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -196,44 +276,30 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def significance_markdown(sig: pd.DataFrame, demo: bool) -> str:
-    """Summary of the paired tests: one line per comparison, volume and slice level, PSNR and SSIM."""
-    head = "# Paired significance: OUCR against every other method\n\n"
-    if demo:
-        head += f"> {DEMO_NOTE}\n\n"
-    head += ("Differences are OUCR minus the method (positive: OUCR better for PSNR/SSIM); 95 % CI from the "
-             "t distribution; p-values Holm-corrected within each dataset x acceleration x metric x level.\n\n")
-    if sig.empty:
-        return head + "No comparisons.\n"
-    view = sig[sig["metric"].isin(["psnr", "ssim"])].sort_values(
-        ["dataset", "acceleration", "level", "metric", "method"], kind="stable").copy()
-    digits = {"psnr": 3, "ssim": 5}
-    view["mean diff [95% CI]"] = [
-        f"{r.mean_diff:+.{digits[r.metric]}f} [{r.ci_low:+.{digits[r.metric]}f}, {r.ci_high:+.{digits[r.metric]}f}]"
-        for r in view.itertuples()]
-    view["Wilcoxon p (Holm)"] = [f"{p:.2e}" if not pd.isna(p) else "-" for p in view["wilcoxon_p_holm"]]
-    view["t-test p (Holm)"] = [f"{p:.2e}" if not pd.isna(p) else "-" for p in view["t_p_holm"]]
-    view["d_z"] = [f"{d:.2f}" if not pd.isna(d) else "-" for d in view["cohen_dz"]]
-    view = view.rename(columns={"dataset": "Dataset", "acceleration": "Acc", "metric": "Metric",
-                                "level": "Level", "method": "vs", "n": "n"})
-    return head + to_markdown(view[["Dataset", "Acc", "Metric", "Level", "vs", "n", "mean diff [95% CI]",
-                                    "Wilcoxon p (Holm)", "t-test p (Holm)", "d_z"]])
+def _notes(frame: pd.DataFrame, demo: bool) -> str:
+    notes = [f"> {DEMO_NOTE}"] if demo else []
+    if (frame["n_replicates"] > 1).any():
+        notes.append("> Means over training replicates; ± is the SD over test volumes of the replicate-averaged "
+                     "values; the across-replicate SD is the `*_rep_sd` column of the CSV.")
+    if any(str(v).endswith("*") for v in frame.get("Params", [])):
+        notes.append(f"> \\* {PARAMS_FOOTNOTE}")
+    return "\n\n".join(notes) + ("\n\n" if notes else "")
 
 
 def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params_file: Optional[Path],
-                 significance_file: Optional[Path], out_dir: Path) -> None:
+                 significance_file: Optional[Path], out_dir: Path, costs: Optional[pd.DataFrame] = None) -> None:
     """Write every table file (see the module docstring)."""
     per_volume = read_metric_files(volume_files)
     params = pd.read_csv(params_file) if params_file is not None else None
     demo = bool(config.get("demo"))
-    note = f"> {DEMO_NOTE}\n\n" if demo else ""
     out_dir = Path(out_dir)
 
-    t1 = table1(config, per_volume, params)
+    t1 = table1(config, per_volume, params, costs)
     _write_csv(t1, out_dir / "table1.csv")
-    wide = paper_shaped(t1)
-    title = "Table 1" + (" (DEMO)" if demo else "") + ": PSNR / SSIM (mean ± SD over test volumes)"
-    atomic_write_text(out_dir / "table1.md", f"# {title}\n\n{note}{to_markdown(wide)}")
+    wide = paper_shaped(t1, config)
+    title = "Table 1" + (" (DEMO)" if demo else "") + ": PSNR / SSIM (mean ± SD over test volumes), training hours"
+    notes = _notes(t1.assign(Params=wide.set_index("Method")["Params"].reindex(t1["method"]).to_numpy()), demo)
+    atomic_write_text(out_dir / "table1.md", f"# {title}\n\n{notes}{to_markdown(wide)}")
     atomic_write_text(out_dir / "table1.tex", to_latex(wide, title + (". " + DEMO_NOTE if demo else ""), "tab:table1"))
 
     t2 = table2(config, per_volume, params)
@@ -241,38 +307,71 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
     title2 = "Table 2" + (" (DEMO)" if demo else "") + ": ablation"
     if not t2.empty:
         title2 += f" on {t2['dataset'].iloc[0]} at {int(t2['acceleration'].iloc[0])}x"
-    wide2 = pd.DataFrame({
-        "Modules": t2["method"], "Params": [_fmt_params(v) for v in t2["params"]],
-        "PSNR": [_fmt(m, s, 2) for m, s in zip(t2["psnr_mean"], t2["psnr_sd"])],
-        "PSNR paper": [_fmt_paper(v, 2) for v in t2["paper_psnr"]],
-        "SSIM": [_fmt(m, s, 4) for m, s in zip(t2["ssim_mean"], t2["ssim_sd"])],
-        "SSIM paper": [_fmt_paper(v, 4) for v in t2["paper_ssim"]],
-    })
-    atomic_write_text(out_dir / "table2.md", f"# {title2}\n\n{note}{to_markdown(wide2)}")
+    header = paper_label(config["datasets"][t2["dataset"].iloc[0]], t2["dataset"].iloc[0]) if not t2.empty else ""
+    wide2 = pd.DataFrame({"Modules": t2["method"], "Params": [fmt_params(v) for v in t2["params"]],
+                          "PSNR": [fmt_mean_sd(m, s, 2) for m, s in zip(t2["psnr_mean"], t2["psnr_sd"])],
+                          "SSIM": [fmt_mean_sd(m, s, 4) for m, s in zip(t2["ssim_mean"], t2["ssim_sd"])]})
+    if header:
+        wide2.insert(3, f"PSNR {header}", ["-" if pd.isna(v) else f"{v:.2f}" for v in t2["paper_psnr"]])
+        wide2[f"SSIM {header}"] = ["-" if pd.isna(v) else f"{v:.4f}" for v in t2["paper_ssim"]]
+    atomic_write_text(out_dir / "table2.md", f"# {title2}\n\n{_notes(t2, demo)}{to_markdown(wide2)}")
     atomic_write_text(out_dir / "table2.tex", to_latex(wide2, title2 + (". " + DEMO_NOTE if demo else ""), "tab:table2"))
 
+    atomic_write_text(out_dir / "provenance.md", provenance_markdown(per_volume, train_devices(costs)))
+
     if significance_file is not None:
-        sig = pd.read_csv(significance_file)
-        atomic_write_text(out_dir / "significance.md", significance_markdown(sig, demo))
+        try:
+            sig = pd.read_csv(significance_file)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise DataError(significance_file, f"not a readable significance table ({err})") from err
+        atomic_write_text(out_dir / "significance.md", significance_markdown(sig, demo, DEMO_NOTE))
+
+
+def train_devices(costs: Optional[pd.DataFrame]) -> List[str]:
+    """The devices the Table 1 networks trained on (from their info files)."""
+    if costs is None or costs.empty:
+        return []
+    return sorted({d.strip() for devices in costs["train_device"].dropna() for d in str(devices).split(",")})
+
+
+def provenance_markdown(per_volume: pd.DataFrame, trained_on: Sequence[str] = ()) -> str:
+    """Where the tables' numbers came from: commits, dirty trees, package versions, devices."""
+    def values(column: str) -> List[str]:
+        return sorted({str(v) for v in per_volume[column].dropna()}) if column in per_volume else []
+
+    lines = ["# Provenance of the tables", ""]
+    dirty = values("git_dirty")
+    lines.append("- code commit(s) of the evaluations: " + (", ".join(f"`{c}`" for c in values("git_commit")) or "-")
+                 + (" (tracked files were modified)" if "True" in dirty else ""))
+    lines.append("- package versions: " + (", ".join(f"`{v}`" for v in values("versions")) or "-"))
+    lines.append("- reconstructed on: " + (", ".join(values("device")) or "-"))
+    lines.append("- trained on: " + (", ".join(trained_on) or "-"))
+    return "\n".join(lines) + "\n"
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    from oucr.io import atomic_path
-
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``oucr tables``."""
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--config", required=True, help="YAML config or inline JSON (demo, methods, datasets, "
+                                                        "accelerations, ablation, figures)")
     parser.add_argument("--volumes", nargs="+", type=Path, required=True, help="per-volume metric CSVs")
     parser.add_argument("--params", type=Path, help="CSV of `oucr params`")
     parser.add_argument("--significance", type=Path, help="CSV of `oucr stats`")
-    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--train-benchmarks", nargs="*", type=Path, default=[],
+                        help="Snakemake benchmark files of the Table 1 trainings (training time)")
+    parser.add_argument("--train-info", nargs="*", type=Path, default=[],
+                        help="info.json of the same trainings, in the same order (identity, device)")
+    parser.add_argument("--recon-timing", nargs="*", type=Path, default=[],
+                        help="their reconstruction folders, in the same order (timing.json: inference time)")
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder receiving the table files")
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr tables``."""
-    write_tables(load_config(args.config), args.volumes, args.params, args.significance, args.out_dir)
+    costs = read_costs(args.train_benchmarks, args.train_info, args.recon_timing) if args.train_info else None
+    write_tables(load_config(args.config), args.volumes, args.params, args.significance, args.out_dir, costs)
     return 0
