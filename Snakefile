@@ -7,7 +7,9 @@
 #
 # Rules stay thin: each calls one `oucr` subcommand. See workflow/rules/*.smk.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from oucr.config_check import validate_or_exit
 
 min_version("9.20")
 
@@ -19,7 +21,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate_or_exit(config, ", ".join(map(str, workflow.configfiles)) or "config/config.yaml")
 
 
 include: "workflow/rules/common.smk"

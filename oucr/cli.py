@@ -27,31 +27,49 @@ from oucr.errors import OUCRError
 
 # name -> (module, one-line help[, entry-point infix for modules serving two subcommands])
 SUBCOMMANDS: Dict[str, Tuple[str, ...]] = {
+    "check-config": ("oucr.config_check", "check a configuration and print every problem, one line each"),
     "demo-data": ("oucr.data.demo", "build the embedded demo datasets from bundled real anatomy"),
     "prepare": ("oucr.data.prepare", "read raw fastMRI or NIfTI/HDF5 volumes into a prepared store"),
     "masks": ("oucr.data.fixed_masks", "write the fixed validation/test masks of a prepared store"),
     "params": ("oucr.models.params", "print the parameter count of every method of a config"),
-    "inspect": ("oucr.models.inspect", "feature maps and receptive fields of the OUCR branches"),
-    "train": ("oucr.engine.train", "train one method on one dataset at one acceleration"),
+    "inspect": ("oucr.engine.inspect", "feature maps and receptive fields of the OUCR branches"),
+    "train": ("oucr.engine.train_cli", "train one method on one dataset at one acceleration"),
     "reconstruct": ("oucr.engine.reconstruct", "reconstruct the test volumes with a trained method"),
-    "cs-tune": ("baselines.cs_pipeline", "choose the CS regularisation weight on validation slices", "cs_tune"),
-    "cs-reconstruct": ("baselines.cs_pipeline", "reconstruct test volumes with compressed sensing", "cs_reconstruct"),
+    "reconstruct-file": ("oucr.engine.reconstruct_file_cli", "reconstruct your own fastMRI/NIfTI files with a model"),
+    "cs-tune": ("oucr.engine.cs", "choose the CS regularisation weight on validation slices", "cs_tune"),
+    "cs-reconstruct": ("oucr.engine.cs", "reconstruct test volumes with compressed sensing", "cs_reconstruct"),
     "evaluate": ("oucr.engine.evaluate", "PSNR, SSIM and NMSE of reconstructions against the targets"),
     "bench": ("oucr.engine.bench", "throughput, latency, memory and FLOP rate of every method"),
+    "plan": ("oucr.engine.plan", "cost of every training of a config (steps, hours, memory) before launching it"),
     "stats": ("oucr.stats", "paired significance tests of OUCR against every other method"),
     "tables": ("oucr.tables", "write Table 1, Table 2 and the significance table"),
+    "robustness": ("oucr.robustness", "the robustness table: methods off their training conditions"),
     "figures": ("oucr.figures", "draw the paper's figures from the pipeline's files"),
+    "gpus": ("oucr.engine.gpu_holders", "list the GPUs of this machine and which jobs hold them"),
 }
+
+
+EPILOG = """examples:
+  oucr check-config config/paper.yaml
+  oucr train --config config/config.yaml --method OUCR --dataset demo-brain --acceleration 4
+  oucr reconstruct-file results/models/demo-brain/x4/oucr/r0/model.pt my_t1.nii.gz --acceleration 4 --out my_recon
+
+The whole pipeline runs through Snakemake: `snakemake --cores all` from the repository root
+(README.md; the workflow calls these subcommands, one per job).
+"""
 
 
 def build_parser(chosen: Optional[str]) -> argparse.ArgumentParser:
     """Top-level parser; only ``chosen``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(
         prog="oucr",
-        description="Reproduce 'Over-and-Under Complete Convolutional RNN for MRI Reconstruction'.",
+        description="Reproduce 'Over-and-Under Complete Convolutional RNN for MRI Reconstruction'. "
+                    "Each pipeline step is a subcommand; `oucr COMMAND --help` describes one.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text, *infix) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -80,6 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
+    args.argv = argv  # the command line as given (`oucr train --nproc N` relaunches itself with it)
     try:
         return int(args._run(args) or 0)
     except OUCRError as err:

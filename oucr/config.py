@@ -1,8 +1,10 @@
 """Reading the YAML configuration and the typed sections the engine uses.
 
-The full schema (validated by the workflow) is ``workflow/schemas/config.schema.yaml``;
-this module checks what the library itself reads, so that the command line gives
-the same clear errors when it is used without Snakemake.
+The full schema is ``workflow/schemas/config.schema.yaml``; :mod:`oucr.config_check`
+validates a whole config against it (the workflow does so before any job runs).
+This module checks what the library itself reads, so that the command line gives
+the same clear errors when it is used without Snakemake. No heavy imports: the
+Snakefile reads it.
 """
 
 from __future__ import annotations
@@ -106,23 +108,35 @@ def with_overrides(config: Mapping[str, Any], assignments: Sequence[str]) -> Dic
     return out
 
 
+#: training losses: L1 of the magnitudes (the OUCR lineage), L1 or L2 of the real/imaginary channels
+LOSSES = ("l1_magnitude", "l1", "l2")
+
+#: settings of how a training runs, not of what it computes: a checkpoint resumes across them
+EXECUTION_SETTINGS = ("device", "num_workers", "nproc", "compile", "deterministic", "keep_checkpoints")
+
+
 @dataclass
 class TrainingConfig:
     """Training hyper-parameters; the defaults are the paper's protocol."""
 
     epochs: int = 50
-    batch_size: int = 4
+    batch_size: int = 4  #: the global batch of one optimiser step's micro-batch (split over nproc processes)
     lr: float = 1.5e-4
     lr_step: int = 5  #: epochs between learning-rate decays
     lr_gamma: float = 0.9  #: decay factor
-    loss: str = "l1"
+    loss: str = "l1_magnitude"  #: l1_magnitude (the lineage: L1 of magnitudes), l1 (real/imaginary channels), l2
+    accumulate: int = 1  #: micro-batches per optimiser step (effective batch = batch_size x accumulate)
     device: str = "auto"  #: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps
-    amp: str = "none"  #: none or bf16 (autocast)
+    amp: str = "none"  #: none or bf16 (autocast): training, validation and the test reconstruction alike
     checkpointing: bool = False  #: activation checkpointing (models that support it)
-    num_workers: int = 0
+    deterministic: bool = True  #: deterministic kernels (bit-identical reruns) or the fastest ones
+    compile: bool = False  #: torch.compile the model for training
+    nproc: int = 1  #: processes of one DistributedDataParallel training (one GPU each on CUDA)
+    num_workers: Optional[int] = None  #: DataLoader workers (None: 0 on the CPU, several on CUDA)
     val_volumes: Optional[int] = None  #: cap on validation volumes per epoch (None: all)
     train_slices: Optional[int] = None  #: cap on training slices per epoch (None: all)
     grad_clip: Optional[float] = None
+    keep_checkpoints: bool = True  #: keep the resumable last.pt when the training has finished
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -130,31 +144,44 @@ class TrainingConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"training.{name} must be a positive integer, got {v!r}")
 
-        for name in ("epochs", "batch_size", "lr_step"):
+        for name in ("epochs", "batch_size", "lr_step", "accumulate", "nproc"):
             positive_int(name)
         for name in ("val_volumes", "train_slices"):
             if getattr(self, name) is not None:
                 positive_int(name)
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ConfigError(f"training.num_workers must be a non-negative integer, got {self.num_workers!r}")
+        if self.num_workers is not None and (
+            isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0
+        ):
+            raise ConfigError(f"training.num_workers must be a non-negative integer or null, got {self.num_workers!r}")
+        if self.batch_size < self.nproc:
+            raise ConfigError(
+                f"training.batch_size ({self.batch_size}) is the global batch, split over training.nproc "
+                f"({self.nproc}) processes: it must be at least nproc"
+            )
         for name in ("lr", "lr_gamma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"training.{name} must be a positive number, got {v!r}")
         if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):
             raise ConfigError(f"training.grad_clip must be a positive number or null, got {self.grad_clip!r}")
-        if self.loss not in ("l1", "l2"):
-            raise ConfigError(f"training.loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"training.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.amp not in ("none", "bf16"):
             raise ConfigError(f"training.amp must be 'none' or 'bf16', got {self.amp!r}")
-        if not isinstance(self.checkpointing, bool):
-            raise ConfigError(f"training.checkpointing must be true or false, got {self.checkpointing!r}")
+        for name in ("checkpointing", "deterministic", "compile", "keep_checkpoints"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"training.{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.device, str):
             raise ConfigError(f"training.device must be a string, got {self.device!r}")
 
 
-def training_config(config: Mapping[str, Any], method: Optional[str] = None) -> TrainingConfig:
+def training_config(config: Mapping[str, Any], method: Optional[str] = None, **overrides: Any) -> TrainingConfig:
     """The ``training`` section, with per-method overrides from ``training.methods.<method>``.
+
+    Args:
+        config: the whole config.
+        method: apply this method's overrides.
+        **overrides: values that win over both (e.g. a ``--device`` given on the command line).
 
     Raises:
         ConfigError: for unknown keys or invalid values.
@@ -165,6 +192,7 @@ def training_config(config: Mapping[str, Any], method: Optional[str] = None) -> 
         raise ConfigError("training.methods must map method names to overrides")
     if method is not None and method in per_method:
         section.update(per_method[method] or {})
+    section.update(overrides)
     known = {f.name for f in dataclasses.fields(TrainingConfig)}
     unknown = sorted(set(section) - known)
     if unknown:
@@ -204,3 +232,35 @@ def dataset_section(config: Mapping[str, Any], dataset: str) -> Dict[str, Any]:
             f"dataset {dataset!r} is not configured; configured: {', '.join(datasets) or 'none'}"
         )
     return dict(datasets[dataset] or {})
+
+
+#: defaults of the robustness section (the one place they are written)
+ROBUSTNESS_DEFAULTS = {"acceleration": 4, "shifted_acceleration": 8, "noise_snr_db": 20.0}
+
+
+def paper_reference(section: Mapping[str, Any], name: str) -> Optional[str]:
+    """The paper column a dataset is compared with (``HPKS``/``fastMRI``), or None (module docstring).
+
+    Raises:
+        ConfigError: an HPKS comparison (private data) or a fastMRI comparison on other data
+            without ``stand_in: true``.
+    """
+    paper = section.get("paper_dataset")
+    if paper in (None, "none", ""):
+        return None
+    own = paper == "fastMRI" and section.get("format") == "fastmri"
+    if not own and not section.get("stand_in", False):
+        raise ConfigError(
+            f"datasets.{name}: paper_dataset {paper!r} on {section.get('format')} data is compared with the paper "
+            "only when declared `stand_in: true` (HPKS is private: any other data merely stands in for it); "
+            "or set paper_dataset: none")
+    return str(paper)
+
+
+def paper_label(section: Mapping[str, Any], name: str) -> str:
+    """Header text of a dataset's paper column: ``paper (fastMRI)`` or ``paper (stand-in for HPKS)``."""
+    paper = paper_reference(section, name)
+    if paper is None:
+        return ""
+    own = paper == "fastMRI" and section.get("format") == "fastmri" and not section.get("stand_in", False)
+    return f"paper ({paper})" if own else f"paper (stand-in for {paper})"

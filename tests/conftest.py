@@ -62,3 +62,35 @@ def fastmri_store(demo_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stores") / "demo-fastmri"
     prepare_dataset(tiny_fastmri_section(demo_raw / "demo-fastmri"), out, seed=0, name="demo-fastmri")
     return out
+
+
+#: a tiny training configuration (6 subjects of 2 slices at 32 x 32; 3 train, 1 val, 2 test)
+TINY_TRAINING = {
+    "seed": 0,
+    "demo_data": {"seed": 0, "demo-brain": {"subjects": 6, "slices": 2, "size": 32}},
+    "datasets": {
+        "tiny": {"paper_dataset": "HPKS", "format": "magnitude", "input": None, "size": [32, 32],
+                 "slices_per_volume": 2, "split": {"train": 3, "val": 1, "test": 2}},
+    },
+    "accelerations": {4: {"center_fraction": 0.08}},
+    "mask_type": "random",
+    "models": {"UNet": {"base_channels": 4, "levels": 3},
+               "OUCR": {"oc_features": 4, "uc_features": 8, "rm_features": 4, "iterations": 2, "oc_depth": 1}},
+    "training": {"epochs": 3, "batch_size": 2, "lr": 1e-3, "device": "cpu"},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A prepared tiny store and its fixed masks."""
+    from oucr.config import with_overrides
+    from oucr.data.demo import build_demo_data
+    from oucr.data.fixed_masks import write_fixed_masks
+    from oucr.data.prepare import prepare_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    build_demo_data(TINY_TRAINING, root / "raw", kinds=("demo-brain",))
+    config = with_overrides(TINY_TRAINING, [f"datasets.tiny.input={root / 'raw' / 'demo-brain'}"])
+    prepare_dataset(config["datasets"]["tiny"], root / "store", seed=0, name="tiny")
+    write_fixed_masks(root / "store", root / "masks.h5", 4, 0.08)
+    return {"root": root, "config": config, "store": root / "store", "masks": root / "masks.h5"}

@@ -1,100 +1,172 @@
 # Names, paths and per-job config subsets shared by the rules.
 #
-# Each job receives, as a JSON parameter, only the part of the config it depends on;
-# Snakemake reruns a job when its parameters change, so editing one method's widths
-# retrains that method alone.
+# Paths come from oucr.paths and method names from oucr.names (one map of results/ and one
+# spelling of each method for the package and the workflow). Each job receives, as a JSON
+# parameter, only the part of the config it depends on; Snakemake reruns a job when its
+# parameters change, so editing one method's widths retrains that method alone.
 
 import json
 import os
 import re
 
-from oucr.config import resolve_results_placeholder
+from oucr import paths as P
+from oucr import runs as runs_lib
+from oucr.config import ROBUSTNESS_DEFAULTS, resolve_results_placeholder
+from oucr.names import CS, OUCR, ZERO_FILLED
+from oucr.runs import run_registry
 
 resolve_results_placeholder(config)
 R = config.get("results", "results")
 CONDA_ENV = "../envs/oucr.yaml"
 DATASETS = list(config["datasets"])
 ACCELERATIONS = sorted(int(a) for a in config["accelerations"])
-NETWORKS = [m for m in config["methods"] if m != "CS"]
-HAS_CS = "CS" in config["methods"]
-OUCR_FULL = "UC-CRNN + OC-CRNN + RM (OUCR)"
+NETWORKS = runs_lib.networks(config)
+HAS_CS = CS in config["methods"]
+ABLATION = config.get("ablation") or {}
+SWEEP = config.get("iterations_sweep") or {}
+ROBUSTNESS = {**ROBUSTNESS_DEFAULTS, **config["robustness"]} if config.get("robustness") else {}
+CS_CHUNKS = int((config.get("cs") or {}).get("chunks", 1))
+ZF_RUN, CS_RUN = P.ZERO_FILLED_RUN, P.CS_RUN
+# resources a rule gets when the config's resources section leaves them out
+DEFAULT_RESOURCES = {"threads": 1, "gpu": 0, "mem_mb": 4000, "runtime": "2h"}
 
 
-def slug(name):
-    """File-system name of a method (mirrors oucr.models.registry.method_slug)."""
-    if name == OUCR_FULL:
-        return "oucr"
-    s = "".join(c if c.isalnum() else "-" for c in name.lower())
-    while "--" in s:
-        s = s.replace("--", "-")
-    return s.strip("-")
+RUNS = {name: {"method": r.method, "display": r.display, "sets": list(r.sets), "replicates": r.replicates}
+        for name, r in run_registry(config).items()}
 
 
-def default_iterations():
-    return int((config.get("models", {}).get("OUCR") or {}).get("iterations", 5))
+def replicates(run):
+    """Replicate indices of a run (untrained references: the single replicate 0)."""
+    return list(range(RUNS[run]["replicates"])) if run in RUNS else [0]
 
 
-# run name -> {"method": paper name, "display": name in tables, "sets": config overrides}
-RUNS = {slug(m): {"method": m, "display": m, "sets": []} for m in NETWORKS}
-_ablation = config.get("ablation") or {}
-for _v in _ablation.get("variants") or []:
-    if _v != OUCR_FULL:
-        RUNS[slug(_v)] = {"method": _v, "display": _v, "sets": []}
-_sweep = config.get("iterations_sweep") or {}
-for _j in _sweep.get("values") or []:
-    if int(_j) != default_iterations():
-        RUNS[f"oucr-j{_j}"] = {
-            "method": "OUCR",
-            "display": f"OUCR J={_j}",
-            "sets": [f"models.OUCR.iterations={int(_j)}"],
-        }
+def display_name(run):
+    if run == ZF_RUN:
+        return ZERO_FILLED
+    if run == CS_RUN:
+        return CS
+    return RUNS[run]["display"]
 
 
 def table1_runs():
-    return [slug(m) for m in NETWORKS]
+    return runs_lib.table1_runs(config)
 
 
 def ablation_runs():
-    return [slug(v) for v in _ablation.get("variants") or []]
+    return runs_lib.ablation_runs(config)
 
 
 def sweep_runs():
-    out = []
-    for j in _sweep.get("values") or []:
-        out.append("oucr" if int(j) == default_iterations() else f"oucr-j{j}")
-    if "oucr" not in out and out:
-        out.append("oucr")  # the default J is a point of the curve too
-    return out
+    return runs_lib.sweep_runs(config)
 
 
 def runs_for(dataset, acc):
     """Every trained run needed for one dataset x acceleration."""
-    runs = list(table1_runs())
-    if _ablation and dataset == _ablation.get("dataset") and acc == int(_ablation.get("acceleration", 4)):
-        runs += ablation_runs()
-    if _sweep and dataset == _sweep.get("dataset") and acc == int(_sweep.get("acceleration", 4)):
-        runs += sweep_runs()
-    return list(dict.fromkeys(runs))
+    return runs_lib.runs_for(config, dataset, acc)
 
 
-def display_name(run):
-    if run == "zero-filled":
-        return "Zero-filled"
-    if run == "cs":
-        return "CS"
-    return RUNS[run]["display"]
+def references():
+    """The untrained reconstructions evaluated beside the networks."""
+    return [ZF_RUN] + ([CS_RUN] if HAS_CS else [])
 
 
-def references_for(dataset, acc):
-    """Every reconstruction evaluated for one dataset x acceleration."""
-    return ["zero-filled"] + (["cs"] if HAS_CS else []) + runs_for(dataset, acc)
+def with_replicates(runs):
+    return [(run, rep) for run in runs for rep in replicates(run)]
+
+
+def metric_files(kind, dataset, acc, pairs, condition=None):
+    return [str(P.metrics_file(R, dataset, acc, run, rep, kind, condition)) for run, rep in pairs]
+
+
+def table1_metric_files(kind):
+    pairs = with_replicates(references() + table1_runs())
+    return [f for d in DATASETS for a in ACCELERATIONS for f in metric_files(kind, d, a, pairs)]
+
+
+def ablation_metric_files(kind):
+    if not ABLATION:
+        return []
+    return metric_files(kind, ABLATION["dataset"], int(ABLATION.get("acceleration", 4)),
+                        with_replicates(ablation_runs()))
+
+
+def sweep_metric_files(kind):
+    if not SWEEP:
+        return []
+    return metric_files(kind, SWEEP["dataset"], int(SWEEP.get("acceleration", 4)), with_replicates(sweep_runs()))
+
+
+def history_files():
+    """Training histories of the Table 1 networks (every replicate): the convergence figure."""
+    return [str(P.model_dir(R, d, a, run, rep) / "history.csv")
+            for d in DATASETS for a in ACCELERATIONS for run, rep in with_replicates(table1_runs())]
+
+
+def train_benchmark_files():
+    return [str(P.benchmark_file(R, "train", d, a, run, rep))
+            for d in DATASETS for a in ACCELERATIONS for run, rep in with_replicates(table1_runs())]
+
+
+def train_info_files():
+    return [str(P.model_dir(R, d, a, run, rep) / "info.json")
+            for d in DATASETS for a in ACCELERATIONS for run, rep in with_replicates(table1_runs())]
+
+
+def recon_timing_dirs():
+    return [str(P.recon_dir(R, d, a, run, rep))
+            for d in DATASETS for a in ACCELERATIONS for run, rep in with_replicates(table1_runs())]
+
+
+# Robustness table: networks trained at one acceleration, evaluated off their training conditions.
+ROBUSTNESS_CONDITIONS = list(P.ROBUSTNESS_CONDITIONS) if ROBUSTNESS else []
+
+
+ROBUSTNESS_DATASETS = [d for d in DATASETS if d in ROBUSTNESS.get("datasets", DATASETS)]
+
+
+def robustness_acc():
+    return int(ROBUSTNESS["acceleration"])
+
+
+def robustness_runs():
+    """Zero-filled and the Table 1 methods of ``robustness.methods`` (default: every one)."""
+    chosen = ROBUSTNESS.get("methods", config["methods"])
+    return [ZF_RUN] + [run for run, method in ([(CS_RUN, CS)] if HAS_CS else []) + list(zip(table1_runs(), NETWORKS))
+                       if method in chosen]
+
+
+def robustness_metric_files(kind):
+    pairs = with_replicates(robustness_runs())
+    return [f for c in ROBUSTNESS_CONDITIONS for d in ROBUSTNESS_DATASETS
+            for f in metric_files(kind, d, robustness_acc(), pairs, condition=c)]
+
+
+def robustness_nominal_files(kind):
+    pairs = with_replicates(robustness_runs())
+    return [f for d in ROBUSTNESS_DATASETS for f in metric_files(kind, d, robustness_acc(), pairs)] if ROBUSTNESS else []
+
+
+def condition_masks(wildcards):
+    """The masks file a robustness condition reconstructs with."""
+    if wildcards.condition == "acceleration":
+        return str(P.masks_file(R, wildcards.dataset, int(ROBUSTNESS["shifted_acceleration"])))
+    if wildcards.condition == "equispaced":
+        return str(P.masks_file(R, wildcards.dataset, wildcards.acc, "equispaced"))
+    return str(P.masks_file(R, wildcards.dataset, wildcards.acc))
+
+
+def condition_args(wildcards):
+    """Extra reconstruction arguments of a robustness condition."""
+    if wildcards.condition == "noise":
+        return f"--noise-snr {float(ROBUSTNESS['noise_snr_db'])}"
+    return ""
 
 
 def res(name, default_threads=1):
-    """resources section of the config for one rule kind (with `default` as fallback)."""
-    section = dict((config.get("resources") or {}).get("default") or {})
+    """resources section of the config for one rule kind (``default`` and built-in values as fallback)."""
+    section = dict(DEFAULT_RESOURCES, threads=default_threads)
+    section.update((config.get("resources") or {}).get("default") or {})
     section.update((config.get("resources") or {}).get(name) or {})
-    section.setdefault("threads", default_threads)
     return section
 
 
@@ -105,12 +177,17 @@ def cfg_json(*keys, **extra):
     return json.dumps(sub, sort_keys=True)
 
 
-def train_cfg(wildcards):
-    """JSON of exactly the settings one training run depends on (so that only it reruns when they change)."""
-    method = RUNS[wildcards.run]["method"]
-    key = method if method in NETWORKS or method == "OUCR" else "OUCR"  # ablation variants use OUCR's widths
+def _run_training(run):
+    method = RUNS[run]["method"]
     training = {k: v for k, v in (config.get("training") or {}).items() if k != "methods"}
     training.update(((config.get("training") or {}).get("methods") or {}).get(method) or {})
+    return method, training
+
+
+def train_cfg(wildcards):
+    """JSON of exactly the settings one training run depends on (so that only it reruns when they change)."""
+    method, training = _run_training(wildcards.run)
+    key = OUCR if method == OUCR or method not in NETWORKS + [OUCR] else method  # variants use OUCR's widths
     return json.dumps(
         {
             "models": {key: (config.get("models") or {}).get(key) or {}},
@@ -122,6 +199,12 @@ def train_cfg(wildcards):
         },
         sort_keys=True,
     )
+
+
+def train_gpus(wildcards):
+    """GPUs of one training job: one per process when the train resources ask for GPUs."""
+    _, training = _run_training(wildcards.run)
+    return int(res("train").get("gpu", 0)) * int(training.get("nproc", 1))
 
 
 def dataset_inputs(wildcards):
@@ -140,50 +223,15 @@ def dataset_inputs(wildcards):
     return list(dict.fromkeys(paths))
 
 
-def metric_files(kind, dataset, acc, runs):
-    return [f"{R}/metrics/{dataset}/x{acc}/{run}.{kind}.csv" for run in runs]
-
-
-def table1_metric_files(kind):
-    return [
-        f
-        for d in DATASETS
-        for a in ACCELERATIONS
-        for f in metric_files(kind, d, a, ["zero-filled"] + (["cs"] if HAS_CS else []) + table1_runs())
-    ]
-
-
-def ablation_metric_files(kind):
-    if not _ablation:
-        return []
-    return metric_files(kind, _ablation["dataset"], int(_ablation.get("acceleration", 4)), ablation_runs())
-
-
-def sweep_metric_files(kind):
-    if not _sweep:
-        return []
-    return metric_files(kind, _sweep["dataset"], int(_sweep.get("acceleration", 4)), sweep_runs())
-
-
 TABLES = [
     f"{R}/tables/{name}"
-    for name in (
-        "table1.csv",
-        "table1.md",
-        "table1.tex",
-        "table2.csv",
-        "table2.md",
-        "table2.tex",
-        "significance.csv",
-        "significance.md",
-        "params.csv",
-    )
+    for name in ("table1.csv", "table1.md", "table1.tex", "table2.csv", "table2.md", "table2.tex",
+                 "significance.csv", "significance.md", "params.csv", "provenance.md")
 ]
-FIGURES = [
-    f"{R}/figures/{name}.{ext}"
-    for name in ("fig3", "fig4", "fig1_features", "iterations")
-    for ext in ("png", "pdf")
-]
+if ROBUSTNESS:
+    TABLES += [f"{R}/tables/robustness.csv", f"{R}/tables/robustness.md"]
+FIGURE_NAMES = ["fig3", "fig4", "fig1_features", "convergence"] + (["iterations"] if SWEEP else [])
+FIGURES = [f"{R}/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("png", "pdf")]
 
 
 def all_targets():
@@ -195,8 +243,18 @@ def acc_cfg(acc):
     return accs.get(int(acc), accs.get(str(acc)))
 
 
-def cs_chunks():
-    return int((config.get("cs") or {}).get("chunks", 1))
+def center_fraction_of(acc):
+    """The configured centre fraction; the robustness table's shifted acceleration may have its own."""
+    configured = acc_cfg(acc)
+    if configured is not None:
+        return configured["center_fraction"]
+    if ROBUSTNESS and int(acc) == int(ROBUSTNESS["shifted_acceleration"]):
+        return float(ROBUSTNESS.get("shifted_center_fraction", 0.32 / int(acc)))  # fastMRI's 0.08 at 4x, 0.04 at 8x
+    raise ValueError(f"acceleration {acc} is not configured")
+
+
+def mask_type_of(acc):
+    return (acc_cfg(acc) or {}).get("mask_type", config.get("mask_type", "random"))
 
 
 def cs_tune_args(wildcards):
@@ -213,26 +271,26 @@ def cs_tune_args(wildcards):
     return " ".join(args)
 
 
-def recon_dirs(dataset, acc, run):
-    """Folders holding one method's reconstructions (CS is split into chunks)."""
-    if run == "cs":
-        return [f"{R}/recon/{dataset}/x{acc}/cs-parts/{i}" for i in range(cs_chunks())]
-    return [f"{R}/recon/{dataset}/x{acc}/{run}"]
+def recon_dirs(dataset, acc, run, rep=0, condition=None):
+    """Folders holding one replicate's reconstructions (CS is split into chunks)."""
+    return [str(p) for p in P.recon_dirs(R, dataset, acc, run, rep, CS_CHUNKS, condition)]
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     acc=r"\d+",
+    rep=r"\d+",
     run="[a-z0-9-]+",
     chunk=r"\d+",
+    condition="|".join(P.ROBUSTNESS_CONDITIONS),
 
 
 def inspect_dataset():
-    return (config.get("ablation") or {}).get("dataset", DATASETS[0])
+    return ABLATION.get("dataset", DATASETS[0])
 
 
 def inspect_acc():
-    return int((config.get("ablation") or {}).get("acceleration", ACCELERATIONS[0]))
+    return int(ABLATION.get("acceleration", ACCELERATIONS[0]))
 
 
 NETWORK_RUNS_RE = "|".join(map(re.escape, RUNS))

@@ -48,7 +48,7 @@ rule prepare:
 
 
 rule masks:
-    """Fixed validation/test masks of one dataset and acceleration, with realised acceleration."""
+    """Fixed validation/test masks of one dataset and acceleration (its configured mask type)."""
     conda:
         CONDA_ENV
     input:
@@ -57,12 +57,32 @@ rule masks:
         h5=f"{R}/masks/{{dataset}}/x{{acc}}.h5",
         csv=f"{R}/masks/{{dataset}}/x{{acc}}.csv",
     params:
-        center_fraction=lambda w: acc_cfg(w.acc)["center_fraction"],
-        mask_type=config.get("mask_type", "random"),
+        center_fraction=lambda w: center_fraction_of(w.acc),
+        mask_type=lambda w: mask_type_of(w.acc),
     log:
         f"{R}/logs/masks/{{dataset}}/x{{acc}}.log",
     threads: 1
     shell:
         "python -m oucr masks --store {input} --acceleration {wildcards.acc} "
         "--center-fraction {params.center_fraction} --mask-type {params.mask_type} "
+        "--out {output.h5} > {log} 2>&1"
+
+
+rule masks_equispaced:
+    """Equispaced masks at one acceleration (the robustness table's change of sampling pattern)."""
+    conda:
+        CONDA_ENV
+    input:
+        f"{R}/prepared/{{dataset}}",
+    output:
+        h5=f"{R}/masks/{{dataset}}/x{{acc}}-equispaced.h5",
+        csv=f"{R}/masks/{{dataset}}/x{{acc}}-equispaced.csv",
+    params:
+        center_fraction=lambda w: center_fraction_of(w.acc),
+    log:
+        f"{R}/logs/masks/{{dataset}}/x{{acc}}-equispaced.log",
+    threads: 1
+    shell:
+        "python -m oucr masks --store {input} --acceleration {wildcards.acc} "
+        "--center-fraction {params.center_fraction} --mask-type equispaced_fraction "
         "--out {output.h5} > {log} 2>&1"
