@@ -1139,3 +1139,4 @@ def test_command_line_takes_several_files_as_paths():
     args = parser.parse_args(["--slices", "s1.csv", "s2.csv", "--volumes", "v.csv", "--out", "o.csv"])
     assert [str(p) for p in args.slices] == ["s1.csv", "s2.csv"]
     assert all(isinstance(p, Path) for p in args.slices + args.volumes + [args.out])
+
