@@ -77,6 +77,21 @@ def _launch(argv: list, nproc: int, keep_fds: tuple = ()) -> int:
     return subprocess.run(command, env=dict(os.environ), pass_fds=tuple(keep_fds)).returncode
 
 
+def _exit_without_destructors() -> None:
+    """End a finished DDP worker at once, skipping Python's teardown.
+
+    Freeing a DDP model frees its Gloo process group, whose destructor joins Gloo's worker
+    threads while the freeing thread holds the GIL; a worker thread that is itself waiting for
+    the GIL (to drop a reference) never finishes, and the process hangs for ever after its
+    training is done (seen on the CPU with 2 processes). Everything the run writes is written
+    and renamed into place by now, so nothing is lost by not running destructors.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr train``."""
     from oucr.engine import distributed as dist
@@ -104,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     nproc = job.training.nproc
     if dist.launched_by_torchrun():
         train(job, threads=args.threads, progress=args.progress)
-        return 0
+        _exit_without_destructors()
     # one claim for the whole training: the launcher's children inherit CUDA_VISIBLE_DEVICES
     with claim_gpus(gpus_wanted(job.training.device, nproc, args.gpus)) as claim:
         if nproc > 1:
