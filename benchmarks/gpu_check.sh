@@ -41,7 +41,7 @@ step() {  # step NAME COMMAND...: run, log to OUT/NAME.log, record status and se
 }
 
 if [ $DRY -eq 1 ]; then  # the code paths at toy sizes, quickly
-    DEVICE=cpu; SIZE=32; BENCH_CONFIG=config/tiny.yaml; MIN_S=0.01; EPOCHS=2; METHODS="CS OUCR"
+    DEVICE=cpu; SIZE=32; BENCH_CONFIG=config/tiny.yaml; MIN_S=0.01; EPOCHS=2; METHODS="OUCR"
 else
     DEVICE=cuda; SIZE=320; BENCH_CONFIG=config/paper.yaml; MIN_S=1.0; EPOCHS=3
     METHODS="CS UNet KIKI-Net Kiu-net D5C5 PC-RNN OUCR"
@@ -121,7 +121,9 @@ fi
 # slice counts without the data: the paper's HPKS split (102/14/28 subjects x 15 slices) and fastMRI's
 # published single-coil counts (34,742 training slices, 5 % of the subjects held out for validation,
 # of which training.val_volumes = 20 volumes of ~35 slices are scored; 7,135 test slices)
-step plan $PY -m oucr plan --config config/paper.yaml --bench "$OUT/bench_fp32_det.csv" \
+PLAN_SIZES=()  # the dry bench is at toy size: plan the paper protocol at that size
+if [ $DRY -eq 1 ]; then PLAN_SIZES=(--set "datasets.brain.size=[$SIZE,$SIZE]" --set "datasets.fastmri.size=[$SIZE,$SIZE]"); fi
+step plan $PY -m oucr plan --config config/paper.yaml --bench "$OUT/bench_fp32_det.csv" "${PLAN_SIZES[@]}" \
     --slices brain=1530:210:420 --slices fastmri=33005:700:7135 \
     --gpus "$([ "$NGPU" -gt 0 ] && echo "$NGPU" || echo 1)" --gpu-memory 80 --out "$OUT/plan.csv"
 { echo; echo '```'; cat "$OUT/plan.log"; echo '```'; } >> "$SUMMARY"
