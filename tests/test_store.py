@@ -492,3 +492,21 @@ def test_damaged_volume_files_are_data_errors_naming_the_file(tmp_path):
         with pytest.raises(DataError) as err:
             read("v1")
         assert (err.value.path, err.value.problem) == (str(path), "prepared volume does not exist")
+
+
+def test_prepare_fastmri_keeps_every_scan_of_a_subject_in_one_split(demo_raw, tmp_path):
+    """Two subjects with two scans each (``patient_id``): the validation subject takes both its scans."""
+    raw = tmp_path / "raw"
+    shutil.copytree(demo_raw / "demo-fastmri", raw)
+    files = sorted((raw / "singlecoil_train").glob("*.h5"))
+    assert len(files) == 4
+    for i, path in enumerate(files):
+        with h5py.File(path, "a") as f:
+            f.attrs["patient_id"] = f"patient{i // 2}"
+    out = tmp_path / "store"
+    prepare_dataset(tiny_fastmri_section(raw, val_subjects=1), out, seed=0, name="two-scans")
+    m = PreparedStore(out).manifest
+    train = m[m["split"].isin(["train", "val"])]
+    assert sorted(train["subject"].unique()) == ["patient0", "patient1"]
+    assert train.groupby("subject")["split"].nunique().eq(1).all()  # a split by volume would part a subject
+    assert (train["split"] == "val").sum() == 2 and (train["split"] == "train").sum() == 2

@@ -43,9 +43,10 @@ def test_demo_dry_run_schedules_every_job(tmp_path):
     assert stats["cs_tune"] == 4 and stats["cs_reconstruct"] == 8
     assert stats["reconstruct_zero_filled"] == 4
     assert stats["evaluate"] == 31 + 4 + 4
-    # robustness: 3 conditions x 2 datasets x (6 networks + zero-filled + 2 CS chunks); equispaced masks
-    assert stats["robustness_network"] == 3 * 2 * 6 and stats["robustness_cs"] == 3 * 2 * 2
-    assert stats["evaluate_robustness"] == 3 * 2 * 8 and stats["masks_equispaced"] == 2
+    # robustness: 3 conditions x 1 dataset (the demo's robustness.datasets) x (6 networks + zero-filled
+    # + 2 CS chunks); equispaced masks
+    assert stats["robustness_network"] == 3 * 1 * 6 and stats["robustness_cs"] == 3 * 1 * 2
+    assert stats["evaluate_robustness"] == 3 * 1 * 8 and stats["masks_equispaced"] == 1
     for rule in ("stats", "tables", "params", "inspect", "figure_fig1", "figure_fig3", "figure_fig4",
                  "figure_iterations", "figure_convergence", "robustness_table", "all"):
         assert stats[rule] == 1, rule
