@@ -212,6 +212,12 @@ def test_tiny_configuration_runs_end_to_end_and_a_second_run_gives_the_same_numb
     assert "rule train" not in res.stdout + res.stderr
     assert (results / "figures" / "fig4.png").is_file()
 
+    # the report of every table and figure, grouped as the README says
+    res = run_snakemake("--report", str(results / "report.html"), "--configfile", str(path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = (results / "report.html").read_text(errors="replace")
+    assert all(group in report for group in ("Paper artifacts", "Beyond the paper", "Provenance"))
+
     # same seed, same numbers: a second run into another folder writes byte-identical tables
     path_b, results_b = _tiny_config(tmp_path, "b")
     targets = [str(results_b / "tables" / name) for name in REPRODUCIBLE]
@@ -251,3 +257,10 @@ def test_the_gpu_check_runs_in_its_cpu_dry_mode(tmp_path):
     steps = [line for line in summary.splitlines() if line.startswith("- step")]
     assert len(steps) >= 7 and all(": ok in" in line for line in steps), summary
     assert "weights bit-identical" in summary and "max |weight diff|" in summary  # resume; DDP vs one process
+
+
+def test_the_main_install_has_what_the_report_needs():
+    """`snakemake --report` needs pygments, which `pip install -e .` (no test extra) must bring."""
+    from importlib.metadata import requires
+
+    assert any(r.split(">")[0].split("=")[0].strip().lower() == "pygments" for r in requires("oucr-benchmark"))
