@@ -53,17 +53,30 @@ def peak_signal_noise_ratio(image_true: np.ndarray, image_test: np.ndarray, data
     return 10 * np.log10((float(data_range) ** 2) / err)
 
 
-def _check(gt: np.ndarray, pred: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Both volumes as arrays; raises ValueError unless they are real and shaped (slices, H, W) alike."""
+def check_real_pair(gt: np.ndarray, pred: np.ndarray, ndim: int, noun: str,
+                    layout: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Both inputs as arrays; raises ValueError unless they are real, ``ndim``-dimensional and alike.
+
+    Args:
+        gt, pred: reference and reconstruction.
+        ndim: the dimensions they must have.
+        noun: what they are, for the messages ("volumes", "images").
+        layout: their expected shape in words, e.g. "volumes shaped (slices, H, W)".
+    """
     gt = np.asarray(gt)
     pred = np.asarray(pred)
     if np.iscomplexobj(gt) or np.iscomplexobj(pred):
-        raise ValueError("metrics take magnitude (real) volumes; apply np.abs to complex images first")
-    if gt.ndim != 3:
-        raise ValueError(f"expected volumes shaped (slices, H, W), got gt shape {gt.shape}")
+        raise ValueError(f"metrics take magnitude (real) {noun}; apply np.abs to complex images first")
+    if gt.ndim != ndim:
+        raise ValueError(f"expected {layout}, got gt shape {gt.shape}")
     if gt.shape != pred.shape:
         raise ValueError(f"shape mismatch: gt {gt.shape} vs pred {pred.shape}")
     return gt, pred
+
+
+def _check(gt: np.ndarray, pred: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Both volumes as arrays; raises ValueError unless they are real and shaped (slices, H, W) alike."""
+    return check_real_pair(gt, pred, 3, "volumes", "volumes shaped (slices, H, W)")
 
 
 def _range(gt: np.ndarray, maxval: Optional[float]) -> float:

@@ -48,6 +48,7 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 from oucr.metrics import _check as _check_volumes
+from oucr.metrics import check_real_pair
 from oucr.metrics import _range as _volume_range
 
 HAARPSI_C_MEDICAL = 5.0
@@ -62,14 +63,7 @@ _GREY_MAX = 255.0
 
 def _check_images(gt: np.ndarray, pred: np.ndarray, data_range: float) -> Tuple[np.ndarray, np.ndarray]:
     """Both images as float64 on the 0..255 scale; raises ValueError on bad shapes or range."""
-    gt = np.asarray(gt)
-    pred = np.asarray(pred)
-    if np.iscomplexobj(gt) or np.iscomplexobj(pred):
-        raise ValueError("metrics take magnitude (real) images; apply np.abs to complex images first")
-    if gt.ndim != 2:
-        raise ValueError(f"expected 2-D images shaped (H, W), got gt shape {gt.shape}")
-    if gt.shape != pred.shape:
-        raise ValueError(f"shape mismatch: gt {gt.shape} vs pred {pred.shape}")
+    gt, pred = check_real_pair(gt, pred, 2, "images", "2-D images shaped (H, W)")
     data_range = float(data_range)
     if not np.isfinite(data_range) or data_range <= 0:
         raise ValueError(f"data_range must be a positive finite number, got {data_range}")
