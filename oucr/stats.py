@@ -109,48 +109,45 @@ Output columns (one row per level x table x dataset x acceleration x metric x me
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
-import itertools
 import logging
-import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from oucr import names
 from oucr.errors import DataError
 from oucr.io import atomic_path
+from oucr.metric_files import LOWER_IS_BETTER, METRICS, read_metric_files
+from oucr.paired_tests import (
+    EXACT_SIGNFLIP_MAX_VOLUMES,
+    cohen_dz,
+    holm,
+    paired_t,
+    paired_wilcoxon,
+    percentile_interval,
+    rounding_tolerance,
+    signflip_p,
+    signflip_patterns,
+    snap_zeros,
+)
 
 log = logging.getLogger(__name__)
 
-#: metric columns that are compared, in output order
-METRICS: Tuple[str, ...] = ("psnr", "ssim", "nmse", "haarpsi", "vif")
-#: metrics where a lower value is better
-LOWER_IS_BETTER = frozenset({"nmse"})
-#: k-space band columns of per-slice files (checked for being numeric, not compared)
-BAND_METRICS: Tuple[str, ...] = ("psnr_low", "ssim_low", "psnr_high", "ssim_high")
+
 #: join keys of each level
 KEYS: Dict[str, List[str]] = {"volume": ["volume"], "slice": ["volume", "slice"]}
 LEVELS: Tuple[str, ...] = ("volume", "slice")
-#: columns every metrics file must have
-REQUIRED_COLUMNS: Tuple[str, ...] = ("method", "dataset", "acceleration", "volume")
 REFERENCE = names.OUCR
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 2021
 CONFIDENCE = 0.95
-#: sign-flip tests enumerate all 2**n patterns up to this many volumes
-EXACT_SIGNFLIP_MAX_VOLUMES = 16
 #: bootstrap resamples drawn per block (fixed: the random stream depends on it)
 _BLOCK = 250
-#: differences within this many machine epsilons of the metric values are zero
-_ROUNDING_EPS = 16.0
 #: ablation variants that make a comparison part of Table 2
 TABLE2_METHODS = frozenset(v for v in names.ABLATION_VARIANTS if v != names.OUCR_FULL)
 
@@ -171,160 +168,7 @@ _TESTS = {"t": ("t_p", "t_p_holm"), "wilcoxon": ("wilcoxon_p", "wilcoxon_p_holm"
 _FLOORS = {"wilcoxon_min_p": "wilcoxon_min_p_holm", "signflip_min_p": "signflip_min_p_holm"}
 
 
-# ----------------------------------------------------------------------------- tests and corrections
-
-def holm(pvalues: Sequence[float], family_size: Optional[int] = None) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values.
-
-    Args:
-        pvalues: raw p-values of one family; NaN marks a comparison without a test.
-        family_size: m; defaults to ``len(pvalues)``, so a NaN entry still counts in the
-            family (as if its p were 1: conservative). NaN entries stay NaN.
-
-    Returns:
-        adjusted p-values, ``max_{j <= k} min(1, (m - j + 1) p_(j))`` for the k-th smallest.
-
-    Raises:
-        ValueError: if ``family_size`` is smaller than the number of defined p-values.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = len(p) if family_size is None else int(family_size)
-    if m < len(valid):
-        raise ValueError(f"family size {m} is smaller than the {len(valid)} p-values given")
-    if len(valid) == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
-    steps = np.minimum(1.0, (m - np.arange(len(order))) * p[order])
-    out[order] = np.maximum.accumulate(steps)
-    return out
-
-
-def _rounding_tolerance(*values: np.ndarray) -> float:
-    """Scale below which a difference of these values is floating-point rounding."""
-    scale = max((float(np.max(np.abs(v))) for v in values if np.size(v)), default=0.0)
-    return _ROUNDING_EPS * np.finfo(float).eps * scale
-
-
-def _snap(diff: np.ndarray, tol: float) -> np.ndarray:
-    return np.where(np.abs(diff) <= tol, 0.0, diff)
-
-
-def cohen_dz(mean: np.ndarray, sd: np.ndarray, tol: float) -> np.ndarray:
-    """``mean / sd``; +/-inf where sd is zero (within ``tol``) and the mean is not, NaN where both are."""
-    mean = np.asarray(mean, dtype=float)
-    sd = np.asarray(sd, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dz = mean / sd
-    flat = sd <= tol
-    dz = np.where(flat & (np.abs(mean) > tol), np.copysign(np.inf, mean), dz)
-    return np.where(flat & (np.abs(mean) <= tol), np.nan, dz)
-
-
-def paired_t(diff: np.ndarray, tol: float = 0.0) -> Tuple[float, float]:
-    """Two-sided paired t-test of ``diff`` against mean zero.
-
-    Args:
-        diff: paired differences (finite).
-        tol: differences and SDs at or below this are zero (floating-point rounding).
-
-    Returns:
-        ``(t, p)``; ``(+/-inf, 0.0)`` for a constant non-zero difference, NaNs for all-zero
-        differences or fewer than two pairs.
-    """
-    diff = np.asarray(diff, dtype=float)
-    n = diff.size
-    if n < 2:
-        return np.nan, np.nan
-    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
-    if sd <= tol:
-        return (np.nan, np.nan) if abs(mean) <= tol else (math.copysign(np.inf, mean), 0.0)
-    t = mean / (sd / math.sqrt(n))
-    return t, float(2.0 * sps.t.sf(abs(t), n - 1))
-
-
-def wilcoxon_method(diff: np.ndarray) -> str:
-    """The null distribution ``scipy.stats.wilcoxon`` (defaults) uses for these differences."""
-    absolute = np.abs(np.asarray(diff, dtype=float))
-    if absolute.size > 50:
-        return "normal"
-    return "ties-or-zeros" if _has_ties_or_zeros(absolute) else "exact"
-
-
-def _has_ties_or_zeros(absolute: np.ndarray) -> bool:
-    return bool(np.any(absolute == 0) or len(np.unique(absolute)) < absolute.size)
-
-
-def paired_wilcoxon(diff: np.ndarray) -> Tuple[float, float, float, str]:
-    """Two-sided Wilcoxon signed-rank test of ``diff`` (SciPy defaults) and its floor.
-
-    Returns:
-        ``(statistic, p, min_p, method)``, where ``min_p`` is the p-value of the same test
-        when every difference keeps its size but favours the same side. NaNs when every
-        difference is zero.
-    """
-    diff = np.asarray(diff, dtype=float)
-    if diff.size == 0 or not np.any(diff != 0):
-        return np.nan, np.nan, np.nan, "none"
-    method = wilcoxon_method(diff)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SciPy warns about small n and ties; the method column says it
-        result = sps.wilcoxon(diff)
-        # without ties or zeros the floor depends on n alone (2 / 2**n when exact)
-        floor = (float(sps.wilcoxon(np.abs(diff)).pvalue) if _has_ties_or_zeros(np.abs(diff))
-                 else wilcoxon_floor(diff.size))
-    return float(result.statistic), float(result.pvalue), floor, method
-
-
-@functools.lru_cache(maxsize=None)
-def wilcoxon_floor(n: int) -> float:
-    """Smallest two-sided Wilcoxon p-value for ``n`` tie-free, non-zero paired differences."""
-    if n < 1:
-        return np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(sps.wilcoxon(np.arange(1.0, n + 1)).pvalue)
-
-
-def signflip_patterns(n_volumes: int, n_draws: int, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
-    """Sign patterns of the cluster sign-flip test: all ``2**n`` (exact) or ``n_draws`` random ones.
-
-    Returns:
-        ``(patterns (P, n_volumes) of +/-1, exact)``.
-    """
-    if n_volumes <= EXACT_SIGNFLIP_MAX_VOLUMES:
-        bits = (np.arange(2 ** n_volumes)[:, None] >> np.arange(n_volumes)[None, :]) & 1
-        return 1.0 - 2.0 * bits, True
-    return rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_volumes)), False
-
-
-def signflip_p(volume_sums: np.ndarray, patterns: np.ndarray, exact: bool) -> np.ndarray:
-    """Two-sided p-values of the cluster sign-flip test, one per column of ``volume_sums`` (n, K).
-
-    The statistic is the sum over volumes of each volume's summed slice differences; a
-    column whose sums are all zero gives NaN.
-    """
-    sums = np.atleast_2d(np.asarray(volume_sums, dtype=float).T).T
-    observed = np.abs(sums.sum(axis=0))
-    tol = 1e-9 * np.abs(sums).sum(axis=0)
-    hits = (np.abs(patterns @ sums) >= observed - tol).sum(axis=0)
-    p = hits / len(patterns) if exact else (1.0 + hits) / (1.0 + len(patterns))
-    return np.where(np.any(sums != 0, axis=0), p, np.nan)
-
-
-def _quantile_interval(samples: np.ndarray, confidence: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Percentile interval of each column, ignoring NaN resamples."""
-    alpha = (1.0 - confidence) / 2.0
-    samples = np.asarray(samples, dtype=float)
-    low = np.full(samples.shape[1], np.nan)
-    high = np.full(samples.shape[1], np.nan)
-    for k in range(samples.shape[1]):
-        column = samples[:, k][~np.isnan(samples[:, k])]
-        if column.size:
-            low[k], high[k] = np.quantile(column, [alpha, 1.0 - alpha], method="inverted_cdf")
-    return low, high
-
+# ----------------------------------------------------------------------------- seeding
 
 def group_seed(seed: int, *identity: object) -> np.random.SeedSequence:
     """Seed of one group, from the fixed ``seed`` and the group's identity (stable across runs and machines)."""
@@ -457,7 +301,7 @@ def _sign_agreement(reference_values: np.ndarray, method_values: np.ndarray, use
     """Replicate pairs whose mean difference (over ``used`` units) has the sign of ``mean_diff``."""
     ref_means = reference_values[:, used].mean(axis=1)
     method_means = method_values[:, used].mean(axis=1)
-    pair_means = _snap(ref_means[:, None] - method_means[None, :], tol)
+    pair_means = snap_zeros(ref_means[:, None] - method_means[None, :], tol)
     target = 0.0 if abs(mean_diff) <= tol else np.sign(mean_diff)
     return int(np.sum(np.sign(pair_means) == target)), int(pair_means.size)
 
@@ -487,8 +331,8 @@ def _volume_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> 
             raise DataError(group.where, (
                 f"{column.metric} is not finite for {column.method} or {reference} on "
                 f"{int(bad.sum())} volumes ({_examples(pd.Index(group.units['volume'][bad]))})"))
-        tol = _rounding_tolerance(column.reference_values, column.method_values)
-        d = _snap(ref_avg - method_avg, tol)
+        tol = rounding_tolerance(column.reference_values, column.method_values)
+        d = snap_zeros(ref_avg - method_avg, tol)
         t_stat, t_p = paired_t(d, tol)
         w_stat, w_p, w_min, w_method = paired_wilcoxon(d)
         sd = float(d.std(ddof=1)) if n > 1 else np.nan
@@ -512,9 +356,9 @@ def _volume_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> 
         means.append(mean)
         if n > 1:
             dzs.append(cohen_dz(mean, resampled.std(axis=1, ddof=1), tol_row[None, :]))
-    mean_low, mean_high = _quantile_interval(np.concatenate(means), CONFIDENCE)
+    mean_low, mean_high = percentile_interval(np.concatenate(means), CONFIDENCE)
     if dzs:
-        dz_low, dz_high = _quantile_interval(np.concatenate(dzs), CONFIDENCE)
+        dz_low, dz_high = percentile_interval(np.concatenate(dzs), CONFIDENCE)
     else:
         dz_low = dz_high = np.full(len(rows), np.nan)
     for k, row in enumerate(rows):
@@ -550,8 +394,8 @@ def _slice_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> L
         ref_avg = column.reference_values.mean(axis=0)
         method_avg = column.method_values.mean(axis=0)
         used = np.isfinite(ref_avg) & np.isfinite(method_avg)
-        tol = _rounding_tolerance(column.reference_values[:, used], column.method_values[:, used])
-        d = np.where(used, _snap(ref_avg - method_avg, tol), 0.0)
+        tol = rounding_tolerance(column.reference_values[:, used], column.method_values[:, used])
+        d = np.where(used, snap_zeros(ref_avg - method_avg, tol), 0.0)
         n_used = int(used.sum())
         mean_diff = float(d[used].mean()) if n_used else np.nan
         agree, pairs = _sign_agreement(column.reference_values, column.method_values, used, mean_diff, tol) \
@@ -572,7 +416,7 @@ def _slice_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> L
     for weights in _hierarchical_weights(volume_code, n_volumes, n_bootstrap, bootstrap_rng):
         with np.errstate(divide="ignore", invalid="ignore"):
             means.append((weights @ differences) / (weights @ used_matrix))
-    low, high = _quantile_interval(np.concatenate(means), CONFIDENCE)
+    low, high = percentile_interval(np.concatenate(means), CONFIDENCE)
     volume_sums = np.zeros((n_volumes, len(columns)))
     np.add.at(volume_sums, volume_code, differences)
     patterns, exact = signflip_patterns(n_volumes, n_bootstrap, flip_rng)
@@ -647,248 +491,6 @@ def _adjust(table: pd.DataFrame) -> pd.DataFrame:
         for floor_col, holm_col in _FLOORS.items():
             table.loc[idx, holm_col] = np.minimum(1.0, m * table.loc[idx, floor_col].to_numpy(dtype=float))
     return table
-
-
-# ----------------------------------------------------------------------------- reading metric files
-
-def _read_one(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    """One metrics CSV, checked (see :func:`read_metric_files`)."""
-    try:
-        frame = pd.read_csv(path, dtype={"method": str, "dataset": str, "volume": str})
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "metrics file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
-        raise DataError(path, f"metrics file is not a readable CSV ({type(err).__name__}: {err})") from None
-    missing = [c for c in (*REQUIRED_COLUMNS, *required) if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"metrics file lacks the columns {missing} (it has {list(frame.columns)})")
-    if not any(m in frame.columns for m in METRICS):
-        raise DataError(path, f"metrics file has none of the metric columns {list(METRICS)}")
-    if frame.empty:
-        raise DataError(path, "metrics file has a header but no rows")
-    for col in ("method", "dataset", "volume"):
-        if frame[col].isna().any():
-            raise DataError(path, f"empty {col} in line {int(np.flatnonzero(frame[col].isna())[0]) + 2}")
-    for col in [c for c in (*METRICS, *BAND_METRICS) if c in frame.columns]:
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = numeric.isna() & frame[col].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(path, f"non-numeric {col} value {frame[col].iloc[i]!r} in line {i + 2}")
-        frame[col] = numeric.astype(float)
-    for col in [c for c in ("acceleration", "slice", "replicate") if c in frame.columns]:
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = numeric.isna() | (numeric != np.round(numeric))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            value = frame[col].astype(object).iloc[i]  # a Python value: 4.5, not NumPy 2's np.float64(4.5)
-            raise DataError(path, f"{col} must be an integer, got {value!r} in line {i + 2}")
-        frame[col] = numeric.astype(int)
-    return frame
-
-
-def read_metric_files(paths: Iterable[Path], required: Sequence[str] = ()) -> pd.DataFrame:
-    """Concatenate metric CSVs written by ``oucr evaluate``.
-
-    Args:
-        paths: the files; a file named twice (in any spelling of its path) counts once.
-        required: columns needed beyond ``method, dataset, acceleration, volume``
-            (e.g. ``("slice",)`` for per-slice files).
-
-    Returns:
-        the rows of every file; when any file has a ``replicate`` column, rows of files
-        without one get replicate 0.
-
-    Raises:
-        DataError: naming the file, for a missing, empty or unparseable file, missing
-            columns, non-numeric metric values or non-integer keys; naming the files, for
-            rows duplicated on (method, dataset, acceleration[, condition], volume[, slice][, replicate]).
-    """
-    unique: Dict[Path, Path] = {}
-    for q in paths:
-        unique.setdefault(Path(q).resolve(), Path(q))
-    if not unique:
-        raise DataError("(none)", "no metrics files given")
-    frames = []
-    for path in unique.values():
-        if not path.is_file():
-            raise DataError(path, "metrics file does not exist")
-        frames.append(_read_one(path, required).assign(_file=str(path)))
-    frame = pd.concat(frames, ignore_index=True)
-    if "replicate" in frame.columns:
-        frame["replicate"] = frame["replicate"].fillna(0).astype(int)
-    keys = [c for c in ("method", "dataset", "acceleration", "condition", "volume", "slice", "replicate")
-            if c in frame.columns]
-    duplicated = frame.duplicated(subset=keys, keep=False)
-    if duplicated.any():
-        clashes = frame[duplicated]
-        first = clashes[keys].iloc[0].to_dict()
-        files = sorted(set(clashes.loc[(clashes[keys] == pd.Series(first)).all(axis=1), "_file"]))
-        raise DataError(", ".join(files), f"{int(frame.duplicated(subset=keys).sum())} duplicated metric rows, "
-                                          f"e.g. {first}")
-    return frame.drop(columns="_file")
-
-
-# ----------------------------------------------------------------------------- Markdown
-
-def _fmt_p(p: float) -> str:
-    return "-" if pd.isna(p) else f"{p:.3g}"
-
-
-def _fmt_num(v: float, metric: str) -> str:
-    if pd.isna(v):
-        return "-"
-    if np.isinf(v):
-        return f"{v:+}"
-    return f"{v:+.2e}" if metric == "nmse" else f"{v:+.{3 if metric == 'psnr' else 4}f}"
-
-
-def _fmt_dz(v: float) -> str:
-    if pd.isna(v):
-        return "-"
-    return f"{v:+.2f}"  # +inf and -inf format as such
-
-
-def _interval(v: float, low: float, high: float, fmt) -> str:
-    return f"{fmt(v)} [{fmt(low)}, {fmt(high)}]"
-
-
-def _needed_volumes(m: int, alpha: float = 0.05) -> int:
-    """Smallest n whose Wilcoxon floor, times the family size m, is below ``alpha``."""
-    # Equivalent mutants: starting at 2 (the floor of n = 1 is 1) and `<=` (a dyadic m * 2^(1-n)
-    # never equals a decimal alpha such as 0.05 exactly).
-    return next(n for n in itertools.count(1) if m * wilcoxon_floor(n) < alpha)  # pragma: no mutate
-
-
-def _power_sentence(rows: pd.DataFrame, table_name: str, test: str, unit: str) -> str:
-    """What the numbers of volumes of ``rows`` allow for ``test`` ('wilcoxon' or 'signflip'), in words."""
-    floor_col = f"{test}_min_p"
-    label = "two-sided Wilcoxon" if test == "wilcoxon" else "cluster sign-flip"
-    sentences = []
-    for n in sorted(rows["n"].dropna().astype(int).unique()):
-        sub = rows[rows["n"] == n]
-        m = int(sub["family_size"].max())
-        floor = float(sub[floor_col].min()) if sub[floor_col].notna().any() else wilcoxon_floor(n)
-        floor_holm = min(1.0, m * floor)
-        reachable = floor_holm < 0.05
-        text = (f"With n = {n} test volumes per comparison the smallest {label} p-value is {_fmt_p(floor)}, "
-                f"{_fmt_p(floor_holm)} after Holm over the {m} comparison{'s' if m != 1 else ''} per metric of "
-                f"{table_name}")
-        if test == "signflip" and (sub["signflip_method"] == "monte-carlo").any():
-            text += f" (with {int(sub['n_bootstrap'].max())} random sign flips the floor is 1 / (flips + 1); " \
-                    f"raise --bootstrap to lower it)"
-        if reachable:
-            hits = int((sub[f"{test}_p_holm"] < 0.05).sum())
-            text += (f": p < 0.05 is reachable; {hits} of the {len(sub)} {unit} comparisons have a "
-                     f"Holm-adjusted {label} p < 0.05.")
-        else:
-            text += (f": no comparison can reach p < 0.05, whatever the methods; read the differences and "
-                     f"intervals as descriptive. At least {_needed_volumes(m)} volumes per comparison would be "
-                     f"needed before a Holm-adjusted p < 0.05 were attainable.")
-        sentences.append(text)
-    return " ".join(sentences)
-
-
-def _has_replicates(rows: pd.DataFrame) -> bool:
-    return bool(((rows["n_replicates_reference"] > 1) | (rows["n_replicates_method"] > 1)).any())
-
-
-def _volume_view(rows: pd.DataFrame) -> pd.DataFrame:
-    view = pd.DataFrame({
-        "Dataset": rows["dataset"], "Acc": rows["acceleration"], "Metric": rows["metric"], "vs": rows["method"],
-        "n": rows["n"],
-        "mean diff [95% CI]": [_interval(r.mean_diff, r.ci_low, r.ci_high, lambda v, m=r.metric: _fmt_num(v, m))
-                               for r in rows.itertuples()],
-        "d_z [95% CI]": [_interval(r.cohen_dz, r.dz_ci_low, r.dz_ci_high, _fmt_dz) for r in rows.itertuples()],
-        "Wilcoxon p (Holm)": [f"{_fmt_p(r.wilcoxon_p)} ({_fmt_p(r.wilcoxon_p_holm)})" for r in rows.itertuples()],
-        "t-test p (Holm)": [f"{_fmt_p(r.t_p)} ({_fmt_p(r.t_p_holm)})" for r in rows.itertuples()],
-    })
-    if _has_replicates(rows):
-        view["replicate sign agreement"] = [
-            f"{int(r.sign_agree)}/{int(r.sign_pairs)}" if r.sign_pairs > 1 else "-" for r in rows.itertuples()]
-    return view
-
-
-def _slice_view(rows: pd.DataFrame) -> pd.DataFrame:
-    view = pd.DataFrame({
-        "Dataset": rows["dataset"], "Acc": rows["acceleration"], "Metric": rows["metric"], "vs": rows["method"],
-        "n volumes": rows["n"], "n slices": rows["n_slices"].astype("Int64"),  # counts, also read back from CSV
-        "mean slice diff [hierarchical 95% CI]": [
-            _interval(r.mean_diff, r.ci_low, r.ci_high, lambda v, m=r.metric: _fmt_num(v, m))
-            for r in rows.itertuples()],
-        "sign-flip p (Holm)": [f"{_fmt_p(r.signflip_p)} ({_fmt_p(r.signflip_p_holm)})" for r in rows.itertuples()],
-    })
-    if _has_replicates(rows):
-        view["replicate sign agreement"] = [
-            f"{int(r.sign_agree)}/{int(r.sign_pairs)}" if r.sign_pairs > 1 else "-" for r in rows.itertuples()]
-    return view
-
-
-def _to_markdown(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in frame.iterrows():
-        lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_TABLE_TITLES = {"table1": "Table 1", "table2": "Table 2 (ablation)"}
-
-
-def significance_markdown(sig: pd.DataFrame, demo: bool, demo_note: Optional[str] = None) -> str:
-    """The significance summary as Markdown, per table: volume rows, slice rows, what n supports.
-
-    Args:
-        sig: the CSV of ``oucr stats`` as a DataFrame.
-        demo: whether these are demo numbers (then ``demo_note`` is quoted at the top).
-        demo_note: the demo warning to quote.
-
-    Returns:
-        the Markdown document.
-    """
-    reference = str(sig["reference"].iloc[0]) if len(sig) and "reference" in sig.columns else REFERENCE
-    out = [f"# Paired comparisons: {reference} against every other method\n"]
-    if demo:
-        out.append(f"> {demo_note or 'DEMO numbers: not comparable with the paper.'}\n")
-    if sig.empty:
-        return "\n".join(out + ["No comparisons.\n"])
-    sig = sig.copy()
-    if "table" not in sig.columns:
-        sig["table"] = [table_of(m) for m in sig["method"]]
-    n_boot = int(sig["n_bootstrap"].dropna().iloc[0]) if sig["n_bootstrap"].notna().any() else DEFAULT_BOOTSTRAP
-    out.append(
-        f"The test volume is the unit of inference. Differences are {reference} minus the method, in metric "
-        f"units: positive means {reference} scored higher, which is better for PSNR, SSIM, HaarPSI and VIF; "
-        f"for NMSE lower is better, so a negative NMSE difference favours {reference}. Each method's values are "
-        f"first averaged over its training replicates. Intervals are percentile bootstrap 95 % intervals over "
-        f"{n_boot} resamples of the volumes; d_z is the mean volume difference over its SD (+/-inf when every "
-        f"volume differs by the same amount). p-values are shown raw (Holm-adjusted), Holm over every dataset x "
-        f"acceleration x method of a table, separately per metric, level and test. The paired t-test has no "
-        f"floor on its p-value (it can be arbitrarily small at any n >= 2), but at small n it rests entirely on "
-        f"the assumption of normally distributed differences, which so few volumes cannot check.\n")
-    for table_key in ("table1", "table2"):
-        part = sig[sig["table"] == table_key]
-        if part.empty:
-            continue
-        title = _TABLE_TITLES[table_key]
-        out.append(f"## {title}\n")
-        volume = part[part["level"] == "volume"]
-        if not volume.empty:
-            out.append("### Volume level (one paired value per test volume)\n")
-            out.append(_power_sentence(volume, title, "wilcoxon", "volume-level") + "\n")
-            out.append(_to_markdown(_volume_view(volume)))
-        slices = part[part["level"] == "slice"]
-        if not slices.empty:
-            reachable = bool((slices["signflip_min_p_holm"] < 0.05).any())
-            out.append("### Slice level (" + ("clustered by volume" if reachable else "descriptive") + ")\n")
-            out.append(
-                "Pooled mean of the per-slice differences with a hierarchical bootstrap interval (volumes "
-                "resampled, then slices within each drawn volume); p from a cluster sign-flip test that flips "
-                "all slices of a volume together. The slices of one volume are not independent, so this "
-                "evidence rests on the same volumes as the volume level. "
-                + _power_sentence(slices, title, "signflip", "slice-level") + "\n")
-            out.append(_to_markdown(_slice_view(slices)))
-    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- command line

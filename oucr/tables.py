@@ -41,7 +41,8 @@ from oucr.errors import DataError
 from oucr.io import atomic_path, atomic_write_text
 from oucr.names import ZERO_FILLED, evaluated_as
 from oucr.paper import reported
-from oucr.stats import read_metric_files, significance_markdown
+from oucr.metric_files import read_metric_files
+from oucr.stats_markdown import significance_markdown
 
 log = logging.getLogger(__name__)
 

@@ -110,7 +110,7 @@ def test_shape_checks(fn, volumes):
     gt, pred = volumes
     with pytest.raises(ValueError, match="shape mismatch"):
         fn(gt, pred[:, :-1])
-    with pytest.raises(ValueError, match="slices, H, W"):
+    with pytest.raises(ValueError, match=r"^expected volumes shaped \(slices, H, W\), got gt shape \(40, 36\)$"):
         fn(gt[0], pred[0])
     with pytest.raises(ValueError, match="slices, H, W"):
         fn(gt[None], pred[None])

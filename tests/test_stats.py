@@ -10,19 +10,11 @@ from scipy import stats as sps
 
 from oucr import names
 from oucr.errors import DataError
-from oucr.stats import (
-    COLUMNS,
-    add_arguments,
-    holm,
-    paired_t,
-    read_metric_files,
-    run,
-    signflip_p,
-    signflip_patterns,
-    significance_markdown,
-    significance_table,
-    wilcoxon_floor,
-)
+from oucr import paired_tests, stats_markdown
+from oucr.metric_files import read_metric_files
+from oucr.paired_tests import holm, paired_t, signflip_p, signflip_patterns, wilcoxon_floor
+from oucr.stats import COLUMNS, add_arguments, run, significance_table
+from oucr.stats_markdown import significance_markdown
 
 
 def volumes_frame(values, method, dataset="d", acc=4, replicate=None, volumes=None, metric="psnr"):
@@ -597,7 +589,6 @@ def test_floors_are_capped_at_one_after_holm():
 # ----------------------------------------------------------------------------- the helpers
 
 def test_holm_edge_cases():
-    from oucr.stats import holm
 
     np.testing.assert_array_equal(holm([0, 1]), [0.0, 1.0])  # integer p-values are fine
     assert holm([0, 1]).dtype == float
@@ -609,18 +600,16 @@ def test_holm_edge_cases():
 
 
 def test_rounding_and_effect_size_helpers():
-    from oucr import stats
-
-    assert stats._rounding_tolerance(np.array([3.0, -8.0]), np.array([1.0])) == 16 * np.finfo(float).eps * 8.0
-    assert stats._rounding_tolerance(np.zeros((2, 0)), np.zeros((2, 0))) == 0.0  # nothing used: no scale
-    np.testing.assert_array_equal(stats._snap(np.array([1e-3, -1e-3, 2e-3]), 1e-3), [0.0, 0.0, 2e-3])
+    assert paired_tests.rounding_tolerance(np.array([3.0, -8.0]), np.array([1.0])) == 16 * np.finfo(float).eps * 8.0
+    assert paired_tests.rounding_tolerance(np.zeros((2, 0)), np.zeros((2, 0))) == 0.0  # nothing used: no scale
+    np.testing.assert_array_equal(paired_tests.snap_zeros(np.array([1e-3, -1e-3, 2e-3]), 1e-3), [0.0, 0.0, 2e-3])
     # within the tolerance an SD is zero: +/-inf for a non-zero mean, NaN for a zero one (inclusive bounds)
-    dz = stats.cohen_dz(np.array([1.0, -1.0, 1e-4, 1e-3, 2.0]), np.array([1e-4, 1e-4, 1e-4, 1e-3, 4.0]), 1e-3)
+    dz = paired_tests.cohen_dz(np.array([1.0, -1.0, 1e-4, 1e-3, 2.0]), np.array([1e-4, 1e-4, 1e-4, 1e-3, 4.0]), 1e-3)
     assert dz[0] == np.inf and dz[1] == -np.inf and np.isnan(dz[2]) and np.isnan(dz[3]) and dz[4] == 0.5
 
 
 def test_wilcoxon_method_names_the_null_distribution():
-    from oucr.stats import paired_wilcoxon, wilcoxon_method
+    from oucr.paired_tests import paired_wilcoxon, wilcoxon_method
 
     assert wilcoxon_method(np.arange(1.0, 51.0)) == "exact"  # 50 tie-free differences: exact
     assert wilcoxon_method(np.arange(1.0, 52.0)) == "normal"
@@ -635,10 +624,10 @@ def test_wilcoxon_method_names_the_null_distribution():
 
 
 def test_percentile_interval_ignores_undefined_resamples():
-    from oucr.stats import _quantile_interval
+    from oucr.paired_tests import percentile_interval
 
     samples = np.column_stack([np.full(4, np.nan), [1.0, 2.0, np.nan, 3.0]])
-    low, high = _quantile_interval(samples, 0.5)
+    low, high = percentile_interval(samples, 0.5)
     assert low.dtype == float and high.dtype == float
     assert np.isnan(low[0]) and np.isnan(high[0]) and (low[1], high[1]) == (1.0, 3.0)
 
@@ -805,27 +794,27 @@ def test_markdown_summary_defaults():
 
 
 def test_markdown_helpers():
-    from oucr import stats
-
-    assert stats._fmt_p(np.nan) == "-" and stats._fmt_p(0.012345) == "0.0123" and stats._fmt_p(1.0) == "1"
-    assert stats._fmt_num(np.nan, "psnr") == "-" and stats._fmt_num(np.inf, "psnr") == "+inf"
-    assert stats._fmt_num(-np.inf, "nmse") == "-inf" and stats._fmt_num(0.0, "ssim") == "+0.0000"
-    assert stats._fmt_num(-0.12345, "psnr") == "-0.123" and stats._fmt_num(0.12345, "haarpsi") == "+0.1235"
-    assert stats._fmt_num(0.000123, "nmse") == "+1.23e-04"
-    assert stats._fmt_dz(np.nan) == "-" and stats._fmt_dz(np.inf) == "+inf" and stats._fmt_dz(-np.inf) == "-inf"
-    assert stats._fmt_dz(0.5) == "+0.50" and stats._fmt_dz(-1.234) == "-1.23"
-    assert stats._interval(1.0, 0.5, 2.0, stats._fmt_dz) == "+1.00 [+0.50, +2.00]"
+    md = stats_markdown
+    fmt_p, fmt_num, fmt_dz = md._fmt_p, md._fmt_num, md._fmt_dz
+    assert fmt_p(np.nan) == "-" and fmt_p(0.012345) == "0.0123" and fmt_p(1.0) == "1"
+    assert fmt_num(np.nan, "psnr") == "-" and fmt_num(np.inf, "psnr") == "+inf"
+    assert fmt_num(-np.inf, "nmse") == "-inf" and fmt_num(0.0, "ssim") == "+0.0000"
+    assert fmt_num(-0.12345, "psnr") == "-0.123" and fmt_num(0.12345, "haarpsi") == "+0.1235"
+    assert fmt_num(0.000123, "nmse") == "+1.23e-04"
+    assert fmt_dz(np.nan) == "-" and fmt_dz(np.inf) == "+inf" and fmt_dz(-np.inf) == "-inf"
+    assert fmt_dz(0.5) == "+0.50" and fmt_dz(-1.234) == "-1.23"
+    assert md._interval(1.0, 0.5, 2.0, fmt_dz) == "+1.00 [+0.50, +2.00]"
     frame = pd.DataFrame({"a": ["x|y", 1], "b c": [2.5, None]})
-    assert stats._to_markdown(frame) == "| a | b c |\n|---|---|\n| x\\|y | 2.5 |\n| 1 | nan |\n"
+    assert md._to_markdown(frame) == "| a | b c |\n|---|---|\n| x\\|y | 2.5 |\n| 1 | nan |\n"
     # a replicate table column appears as soon as either side has replicates
     rows = _hand_made_significance().iloc[[0]].assign(n_replicates_reference=1, n_replicates_method=2)
-    assert "replicate sign agreement" in stats._volume_view(rows).columns
-    assert "replicate sign agreement" in stats._slice_view(rows).columns
-    assert "replicate sign agreement" not in stats._volume_view(rows.assign(n_replicates_method=1)).columns
-    assert list(stats._slice_view(rows)["replicate sign agreement"]) == ["3/4"]
-    assert list(stats._slice_view(rows.assign(sign_pairs=1))["replicate sign agreement"]) == ["-"]
+    assert "replicate sign agreement" in md._volume_view(rows).columns
+    assert "replicate sign agreement" in md._slice_view(rows).columns
+    assert "replicate sign agreement" not in md._volume_view(rows.assign(n_replicates_method=1)).columns
+    assert list(md._slice_view(rows)["replicate sign agreement"]) == ["3/4"]
+    assert list(md._slice_view(rows.assign(sign_pairs=1))["replicate sign agreement"]) == ["-"]
     # 7 comparisons: 7 * 2 / 2**8 = 0.055 is not below 0.05, 7 * 2 / 2**9 = 0.027 is
-    assert stats._needed_volumes(1) == 6 and stats._needed_volumes(7) == 9 and stats._needed_volumes(2) == 7
+    assert md._needed_volumes(1) == 6 and md._needed_volumes(7) == 9 and md._needed_volumes(2) == 7
 
 
 # ----------------------------------------------------------------------------- reading, every message
@@ -991,7 +980,6 @@ def test_a_mean_difference_of_pure_rounding_agrees_with_zero_pair_differences():
 
 
 def test_paired_t_and_holm_boundaries():
-    from oucr.stats import holm
 
     assert paired_t(np.array([0.5, 0.5])) == (np.inf, 0.0)  # two equal differences: sd 0, not a division by 0
     assert all(np.isnan(paired_t(np.zeros(3))))
@@ -1126,9 +1114,8 @@ def test_markdown_of_one_table2_row_and_a_file_given_table_column():
     custom = _hand_made_significance().iloc[[0]].assign(method="MyVariant", table="table2")
     assert "## Table 2 (ablation)" in significance_markdown(custom, False)  # the file's table column decides
     agree = _hand_made_significance().iloc[[0]].assign(sign_agree=1, sign_pairs=2)
-    from oucr import stats
-    assert list(stats._volume_view(agree)["replicate sign agreement"]) == ["1/2"]
-    assert list(stats._slice_view(agree)["replicate sign agreement"]) == ["1/2"]
+    assert list(stats_markdown._volume_view(agree)["replicate sign agreement"]) == ["1/2"]
+    assert list(stats_markdown._slice_view(agree)["replicate sign agreement"]) == ["1/2"]
 
 
 def test_command_line_takes_several_files_as_paths():

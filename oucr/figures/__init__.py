@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr figures``."""
     from oucr.config import load_config
-    from oucr.stats import read_metric_files
+    from oucr.metric_files import read_metric_files
 
     config = load_config(args.config)
     if args.figure == "fig3":
