@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, Union
+from typing import Any, Dict, Iterator, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -179,3 +179,41 @@ def read_torch_file(path: PathLike, what: str = "torch file") -> object:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise DataError(path, f"not a readable {what} ({err})") from err
+
+
+def read_csv_file(path: PathLike, what: str, required: Sequence[str] = (), hint: str = "",
+                  **read_csv_args: Any) -> Any:
+    """``pandas.read_csv`` a file of this project with clear errors.
+
+    Args:
+        path: the file.
+        what: what the file is, in words, for the messages ("manifest", "bench CSV").
+        required: columns the file must have.
+        hint: appended to the missing-file message ("; run `oucr train`").
+        read_csv_args: passed to ``pandas.read_csv`` (``dtype``, ``sep``).
+
+    Returns:
+        the DataFrame (possibly without rows: what an empty table means is the caller's call).
+
+    Raises:
+        DataError: naming the file, if it is missing, empty, not parseable as CSV or lacks
+            a required column.
+    """
+    import pandas as pd
+
+    from oucr.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} does not exist{hint}")
+    try:
+        frame = pd.read_csv(path, **read_csv_args)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, f"{what} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        raise DataError(path, f"not a readable {what} ({type(err).__name__}: {err})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"{what} lacks the column(s) {', '.join(map(str, missing))} "
+                              f"(it has {', '.join(map(str, frame.columns))})")
+    return frame

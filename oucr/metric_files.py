@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from oucr.errors import DataError
+from oucr.io import read_csv_file
 
 #: metric columns that are compared, in output order
 METRICS: Tuple[str, ...] = ("psnr", "ssim", "nmse", "haarpsi", "vif")
@@ -22,15 +23,8 @@ REQUIRED_COLUMNS: Tuple[str, ...] = ("method", "dataset", "acceleration", "volum
 
 def _read_one(path: Path, required: Sequence[str]) -> pd.DataFrame:
     """One metrics CSV, checked (see :func:`read_metric_files`)."""
-    try:
-        frame = pd.read_csv(path, dtype={"method": str, "dataset": str, "volume": str})
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "metrics file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
-        raise DataError(path, f"metrics file is not a readable CSV ({type(err).__name__}: {err})") from None
-    missing = [c for c in (*REQUIRED_COLUMNS, *required) if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"metrics file lacks the columns {missing} (it has {list(frame.columns)})")
+    frame = read_csv_file(path, "metrics file", (*REQUIRED_COLUMNS, *required),
+                          dtype={"method": str, "dataset": str, "volume": str})
     if not any(m in frame.columns for m in METRICS):
         raise DataError(path, f"metrics file has none of the metric columns {list(METRICS)}")
     if frame.empty:
@@ -80,8 +74,6 @@ def read_metric_files(paths: Iterable[Path], required: Sequence[str] = ()) -> pd
         raise DataError("(none)", "no metrics files given")
     frames = []
     for path in unique.values():
-        if not path.is_file():
-            raise DataError(path, "metrics file does not exist")
         frames.append(_read_one(path, required).assign(_file=str(path)))
     frame = pd.concat(frames, ignore_index=True)
     if "replicate" in frame.columns:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from oucr.config import load_config, paper_label, paper_reference
 from oucr.errors import DataError
-from oucr.io import atomic_path, atomic_write_text
+from oucr.io import atomic_path, atomic_write_text, read_csv_file
 from oucr.names import ZERO_FILLED, evaluated_as
 from oucr.paper import reported
 from oucr.metric_files import read_metric_files
@@ -122,10 +122,11 @@ def read_costs(benchmarks: Sequence[Path], infos: Sequence[Path], recon_dirs: Se
     for bench, info_path, recon in zip(map(Path, benchmarks), map(Path, infos), map(Path, recon_dirs)):
         info = _read_json(info_path, "training info file")
         timing = _read_json(recon / "timing.json", "reconstruction timing file")
-        try:
-            seconds = float(pd.read_csv(bench, sep="\t")["s"].iloc[0])
-        except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError) as err:
-            raise DataError(bench, f"not a readable Snakemake benchmark file ({err})") from err
+        timings = read_csv_file(bench, "Snakemake benchmark file", ("s",), sep="\t")
+        seconds = pd.to_numeric(timings["s"], errors="coerce")
+        if seconds.empty or not np.isfinite(seconds.iloc[0]):
+            raise DataError(bench, "Snakemake benchmark file has no numeric seconds (column s) in its first row")
+        seconds = float(seconds.iloc[0])
         rows.append({"method": info["method"], "dataset": info["dataset"], "acceleration": int(info["acceleration"]),
                      "train_hours": seconds / 3600.0, "train_device": info["device"],
                      "infer_ms_per_slice": 1e3 * float(timing["seconds_per_slice"])})
@@ -292,7 +293,9 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
                  significance_file: Optional[Path], out_dir: Path, costs: Optional[pd.DataFrame] = None) -> None:
     """Write every table file (see the module docstring)."""
     per_volume = read_metric_files(volume_files)
-    params = pd.read_csv(params_file) if params_file is not None else None
+    params = None
+    if params_file is not None:
+        params = read_csv_file(params_file, "parameter-count table", ("method", "params"))
     demo = bool(config.get("demo"))
     out_dir = Path(out_dir)
 
@@ -322,10 +325,7 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
     atomic_write_text(out_dir / "provenance.md", provenance_markdown(per_volume, train_devices(costs)))
 
     if significance_file is not None:
-        try:
-            sig = pd.read_csv(significance_file)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise DataError(significance_file, f"not a readable significance table ({err})") from err
+        sig = read_csv_file(significance_file, "significance table")
         atomic_write_text(out_dir / "significance.md", significance_markdown(sig, demo, DEMO_NOTE))
 
 

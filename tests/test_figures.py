@@ -390,9 +390,9 @@ def test_convergence_draws_table1_methods_unless_all_runs():
 
 @pytest.mark.parametrize("damage,match", [
     ("missing", "does not exist"),
-    ("binary", "unreadable|lacks"),
-    ("empty", "unreadable"),
-    ("no-column", "lacks column.*val_psnr"),
+    ("binary", "not a readable training history|lacks"),
+    ("empty", "training history is empty"),
+    ("no-column", r"training history lacks the column\(s\) val_psnr \(it has run, "),
     ("text-epoch", "non-numeric.*epoch"),
 ])
 def test_a_damaged_history_is_one_data_error_naming_the_file(tmp_path, damage, match):

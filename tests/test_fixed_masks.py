@@ -134,11 +134,11 @@ def test_manifest_needs_only_volume_split_width(tmp_path):
 @pytest.mark.parametrize("problem, write, match", [
     ("missing manifest", None, "manifest.csv missing"),
     ("missing column", lambda root: make_store(root, ROWS, columns=["volume", "split", "height"]),
-     "lacks column.*width"),
+     r"manifest lacks the column\(s\) width \(it has "),
     ("duplicate volume", lambda root: make_store(root, ROWS + ROWS[:1]), "more than once: file1000001"),
     ("bad width", lambda root: make_store(root, [("v1", "val", 64, 0), ("v2", "test", 64, 32.5)]),
      "positive integer for volume.*v1, v2"),
-    ("empty manifest", lambda root: (root / "manifest.csv").write_text(""), "unreadable manifest"),
+    ("empty manifest", lambda root: (root / "manifest.csv").write_text(""), "manifest is empty"),
     ("no volume in the splits", lambda root: make_store(root, [("v1", "train", 64, 64)]), "no volume in split"),
 ])
 def test_bad_manifest_errors_name_the_file_and_write_nothing(tmp_path, problem, write, match):

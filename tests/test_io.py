@@ -73,3 +73,26 @@ def test_open_hdf5_blames_the_file_only_for_its_own_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         with open_hdf5(tmp_path / "missing.h5"):
             pass
+
+
+def test_read_csv_file_names_the_file_and_the_problem(tmp_path):
+    from oucr.io import read_csv_file
+
+    path = tmp_path / "runs.tsv"
+    with pytest.raises(DataError) as err:
+        read_csv_file(path, "run table", hint="; run `oucr train`")
+    assert (err.value.path, err.value.problem) == (str(path), "run table does not exist; run `oucr train`")
+    for content, problem in [
+            (b"", "run table is empty"),
+            (b"a\tb\n1\t2\n1\t2\t3\t4\n", "not a readable run table (ParserError: "),
+            (b"\xff\xfe\x00\x81", "not a readable run table (UnicodeDecodeError: "),
+            (b"a\tc\n1\t2\n", "run table lacks the column(s) b, d (it has a, c)")]:
+        path.write_bytes(content)
+        with pytest.raises(DataError) as err:
+            read_csv_file(path, "run table", ("a", "b", "d"), sep="\t")
+        assert err.value.path == str(path) and err.value.problem.startswith(problem), content
+    path.write_text("a\tb\n007\t2\n")
+    frame = read_csv_file(path, "run table", ("a", "b"), sep="\t", dtype={"a": str})  # arguments reach pandas
+    assert list(frame["a"]) == ["007"] and list(frame["b"]) == [2]
+    path.write_text("a\tb\n")
+    assert read_csv_file(path, "run table", ("a",), sep="\t").empty  # a header alone is the caller's call

@@ -306,7 +306,7 @@ def test_cli_errors_name_the_file(tmp_path, capsys):
     not_a_bench = tmp_path / "x.csv"
     not_a_bench.write_text("a,b\n1,2\n")
     assert main(["plan", "--config", str(config), "--bench", str(not_a_bench)]) == 2
-    assert "lacks column(s)" in capsys.readouterr().err
+    assert "bench file lacks the column(s) method, size, batch_size" in capsys.readouterr().err
     # no store and raw folders that do not exist
     config_dict["results"] = str(tmp_path / "empty")
     config_dict["datasets"]["knee"].update({"train_input": str(tmp_path / "no" / "train"),

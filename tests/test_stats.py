@@ -354,9 +354,9 @@ def test_markdown_states_what_n_supports_and_labels_slice_rows(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"", "empty"),
-    (b"\xff\xfe\x00garbage\x00\x81", "not a readable CSV"),
-    (b"method,dataset,acceleration,volume,psnr\nOUCR,d,4,v0,30\nOUCR,d,4,v1,30,1,2\n", "not a readable CSV"),
-    (b"method,dataset,volume,psnr\nOUCR,d,v0,30\n", "lacks the columns"),
+    (b"\xff\xfe\x00garbage\x00\x81", "not a readable metrics file"),
+    (b"method,dataset,acceleration,volume,psnr\nOUCR,d,4,v0,30\nOUCR,d,4,v1,30,1,2\n", "not a readable metrics file"),
+    (b"method,dataset,volume,psnr\nOUCR,d,v0,30\n", "lacks the column"),
     (b"method,dataset,acceleration,volume,psnr\n", "no rows"),
     (b"method,dataset,acceleration,volume,psnr\nOUCR,d,4,v0,30\nOUCR,d,4,v1,abc\n", "non-numeric psnr"),
     (b"method,dataset,acceleration,volume,notes\nOUCR,d,4,v0,x\n", "none of the metric columns"),
@@ -833,7 +833,7 @@ def test_markdown_helpers():
     (b"method,dataset,acceleration,volume,replicate,psnr\nOUCR,d,4,v0,0,30\nOUCR,d,4,v1,,31\n",
      "replicate must be an integer, got nan in line 3"),
     (b"method,dataset,volume,psnr\nOUCR,d,v0,30\n",
-     "metrics file lacks the columns ['acceleration'] (it has ['method', 'dataset', 'volume', 'psnr'])"),
+     "metrics file lacks the column(s) acceleration (it has method, dataset, volume, psnr)"),
 ])
 def test_damaged_metric_files_name_file_and_line(tmp_path, content, problem):
     path = tmp_path / "m.csv"
@@ -848,7 +848,7 @@ def test_unparseable_metric_file_names_the_error(tmp_path):
     path.write_bytes(b"method,dataset,acceleration,volume,psnr\nOUCR,d,4,v0,30\nOUCR,d,4,v1,30,1,2\n")
     with pytest.raises(DataError) as err:
         read_metric_files([path])
-    assert err.value.problem.startswith("metrics file is not a readable CSV (ParserError: ")
+    assert err.value.problem.startswith("not a readable metrics file (ParserError: ")
 
 
 def test_metric_files_keep_identifiers_as_text_and_numbers_typed(tmp_path):
@@ -864,7 +864,7 @@ def test_metric_files_keep_identifiers_as_text_and_numbers_typed(tmp_path):
     assert list(frame.index) == [0, 1]
     with pytest.raises(DataError) as err:
         read_metric_files([path], required=("slice", "condition"))
-    assert err.value.problem.startswith("metrics file lacks the columns ['condition']")
+    assert err.value.problem.startswith("metrics file lacks the column(s) condition (it has ")
 
 
 def test_metric_files_are_concatenated_with_a_fresh_index_and_replicate_zero(tmp_path):
@@ -951,7 +951,7 @@ def test_command_writes_both_levels_and_logs(tmp_path, caplog):
     assert message.startswith(prefix) and message.endswith(" s")
     assert 0 <= float(message[len(prefix):-2]) <= elapsed + 0.01  # the time of this run, not a clock reading
     pd.read_csv(slices).drop(columns="slice").to_csv(tmp_path / "noslice.csv", index=False)
-    with pytest.raises(DataError, match=r"lacks the columns \['slice'\]"):
+    with pytest.raises(DataError, match=r"lacks the column\(s\) slice "):
         run(argparse.Namespace(**{**vars(args), "slices": [tmp_path / "noslice.csv"]}))
 
 

@@ -403,7 +403,7 @@ def test_read_manifest_keeps_identifiers_as_text_sorts_and_types_sizes(tmp_path)
      "manifest lists volume(s) more than once: v0, v1, v2, v3, v4"),
     ([_row(f"v{i}", width=w) for i, w in enumerate([0, -3, 2.5, "abc", 8, 0, 0, 0])], MANIFEST_COLUMNS,
      "width is not a positive integer for volume(s) v0, v1, v2, v3, v5"),
-    ([_row("a")], [c for c in MANIFEST_COLUMNS if c not in ("split", "width")], "manifest lacks column(s) split, width"),
+    ([_row("a")], [c for c in MANIFEST_COLUMNS if c not in ("split", "width")], "manifest lacks the column(s) split, width (it has volume, file, subject, n_slices, height, source, format)"),
     ([_row("a", n_slices=0), _row("b")], MANIFEST_COLUMNS, "n_slices is not a positive integer for volume(s) a"),
     ([_row("a"), _row("b", height=1.5)], MANIFEST_COLUMNS, "height is not a positive integer for volume(s) b"),
 ])
@@ -422,7 +422,7 @@ def test_missing_or_empty_manifest(tmp_path):
     (tmp_path / "manifest.csv").write_text("")
     with pytest.raises(DataError) as err:
         PreparedStore(tmp_path)
-    assert err.value.path == str(tmp_path / "manifest.csv") and err.value.problem.startswith("unreadable manifest (")
+    assert err.value.path == str(tmp_path / "manifest.csv") and err.value.problem == "manifest is empty"
 
 
 # the reader ------------------------------------------------------------------------------

@@ -414,13 +414,17 @@ def test_read_costs_missing_or_damaged_files_are_data_errors_naming_the_file(tmp
         read_costs([bench], [tmp_path / "bad.json"], [recon])
     assert err.value.path == str(tmp_path / "bad.json")
     assert err.value.problem.startswith("not a readable training info file (")
-    for content in ("h:m:s\tmax_rss\n2:00:00\t100\n", "s\tmax_rss\n", ""):
+    for content, problem in [
+            ("h:m:s\tmax_rss\n2:00:00\t100\n", "Snakemake benchmark file lacks the column(s) s (it has h:m:s, max_rss)"),
+            ("s\tmax_rss\n", "Snakemake benchmark file has no numeric seconds (column s) in its first row"),
+            ("s\tmax_rss\nNA\t3\n", "Snakemake benchmark file has no numeric seconds (column s) in its first row"),
+            ("", "Snakemake benchmark file is empty")]:
         bad = tmp_path / "bench_bad.tsv"
         bad.write_text(content)
         with pytest.raises(DataError) as err:
             read_costs([bad], [info], [recon])
-        assert err.value.path == str(bad) and err.value.problem.startswith("not a readable Snakemake benchmark file (")
-    with pytest.raises(DataError, match="not a readable Snakemake benchmark file"):
+        assert (err.value.path, err.value.problem) == (str(bad), problem)
+    with pytest.raises(DataError, match="Snakemake benchmark file does not exist"):
         read_costs([tmp_path / "missing.tsv"], [info], [recon])
 
 
@@ -513,7 +517,7 @@ def test_write_tables_without_ablation_and_a_damaged_significance_file(tmp_path)
     bad.write_bytes(b"")
     with pytest.raises(DataError) as err:
         tables.write_tables(config, [volumes], params, bad, out)
-    assert err.value.path == str(bad) and err.value.problem.startswith("not a readable significance table (")
+    assert (err.value.path, err.value.problem) == (str(bad), "significance table is empty")
 
 
 def test_command_line_entry(tmp_path):

@@ -23,7 +23,7 @@ import pandas as pd
 
 from oucr.errors import ConfigError, DataError
 from oucr.fft import fft2c
-from oucr.io import atomic_path, decoded_attrs, open_hdf5
+from oucr.io import atomic_path, decoded_attrs, open_hdf5, read_csv_file
 
 log = logging.getLogger(__name__)
 
@@ -218,13 +218,7 @@ def read_manifest(store_dir: Union[str, Path], required: Sequence[str] = tuple(M
     path = Path(store_dir) / "manifest.csv"
     if not path.is_file():
         raise DataError(path, "not a prepared store (manifest.csv missing); run `oucr prepare` first")
-    try:
-        manifest = pd.read_csv(path, dtype={"volume": str, "subject": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(path, f"unreadable manifest ({err})") from err
-    missing = [c for c in required if c not in manifest.columns]
-    if missing:
-        raise DataError(path, f"manifest lacks column(s) {', '.join(missing)}")
+    manifest = read_csv_file(path, "manifest", required, dtype={"volume": str, "subject": str})
     if "split" in manifest.columns:
         bad = sorted(set(manifest["split"].astype(str)) - set(SPLITS))
         if bad:

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import pandas as pd
 
-from oucr.errors import DataError
+from oucr.io import read_csv_file
 from oucr.names import ABLATION_VARIANTS, OUCR, sweep_iterations
 from oucr.runs import Run
 
@@ -39,16 +39,8 @@ def read_bench(path: Path) -> pd.DataFrame:
         DataError: naming the file if it is missing, unreadable or lacks a column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "bench file does not exist; write one with `oucr bench --config CONFIG --size N "
-                              f"--out {path}`, or give --measure")
-    try:
-        bench = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(path, f"unreadable bench CSV ({err})") from err
-    missing = [c for c in BENCH_COLUMNS if c not in bench.columns]
-    if missing:
-        raise DataError(path, f"not an `oucr bench` CSV: lacks column(s) {', '.join(missing)}")
+    bench = read_csv_file(path, "bench file", BENCH_COLUMNS,
+                          f"; write one with `oucr bench --config CONFIG --size N --out {path}`, or give --measure")
     if "error" in bench.columns:
         bench = bench[bench["error"].isna()]
     for column in ("size", "batch_size"):

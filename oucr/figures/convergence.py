@@ -30,6 +30,7 @@ from oucr.figures.common import (
     table1_methods,
     text_width,
 )
+from oucr.io import read_csv_file
 from oucr.names import evaluated_as
 
 #: columns of a training history (``oucr train``)
@@ -49,15 +50,7 @@ def read_history(path: Path) -> pd.DataFrame:
             reads or holds non-numeric values in a numeric column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "training history does not exist; run `oucr train`")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(path, f"unreadable training history ({err})") from err
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"training history lacks column(s) {', '.join(missing)}")
+    frame = read_csv_file(path, "training history", REQUIRED_COLUMNS, "; run `oucr train`")
     if frame.empty:
         raise DataError(path, "training history has no epochs")
     for column in NUMERIC_COLUMNS:
