@@ -370,24 +370,26 @@ def _hierarchical_weights(volume_code: np.ndarray, n_volumes: int, n_draws: int,
                           rng: np.random.Generator) -> Iterable[np.ndarray]:
     """Blocks of resample counts (draws, units): volumes with replacement, then slices within each."""
     n_units = volume_code.size
-    counts = np.bincount(volume_code, minlength=n_volumes)
+    counts = np.bincount(volume_code)  # every volume has a unit: codes 0 .. n_volumes - 1 all occur
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for start in range(0, n_draws, _BLOCK):
         block = min(_BLOCK, n_draws - start)
-        picks = rng.integers(0, n_volumes, size=(block, n_volumes))
+        picks = rng.integers(n_volumes, size=(block, n_volumes))  # [0, n_volumes)
         lengths = counts[picks].ravel()
         sizes = np.repeat(lengths, lengths)
-        # a uniform slice of each drawn volume: floor(u * size), clipped against u * size rounding up to size
-        within = np.minimum((rng.random(sizes.size) * sizes).astype(np.int64), sizes - 1)
+        # a uniform slice of each drawn volume: floor(u * size) for u in [0, 1)
+        within = (rng.random(sizes.size) * sizes).astype(np.int64)
+        # guard against u * size rounding up to size in floating point (sizes + 1 would never bind either)
+        within = np.minimum(within, sizes - 1)  # pragma: no mutate
         flat = np.repeat(offsets[picks].ravel() + n_units * np.repeat(np.arange(block), n_volumes), lengths) + within
-        yield np.bincount(flat, minlength=block * n_units).reshape(block, n_units).astype(float)
+        yield np.bincount(flat, minlength=block * n_units).reshape(block, n_units)  # integer counts
 
 
 def _slice_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> List[dict]:
     columns = _columns(group, reference)
     if not columns:
         return []
-    volume_code = pd.factorize(group.units["volume"], sort=False)[0]  # units are sorted by volume
+    volume_code = pd.factorize(group.units["volume"])[0]  # units are sorted by volume: codes in that order
     n_volumes = int(volume_code.max()) + 1
     rows, diffs, used_masks = [], [], []
     for column in columns:
@@ -407,14 +409,15 @@ def _slice_rows(group: _Group, reference: str, n_bootstrap: int, seed: int) -> L
                      "mean_method": float(method_avg[used].mean()) if n_used else np.nan,
                      "mean_diff": mean_diff, "sign_agree": agree, "sign_pairs": pairs})
         diffs.append(d)
-        used_masks.append(used.astype(float))
+        used_masks.append(used)
     differences = np.stack(diffs, axis=1)  # (units, K), zero where not used
     used_matrix = np.stack(used_masks, axis=1)
     bootstrap_rng, flip_rng = (np.random.default_rng(s) for s in
                                group_seed(seed, group.level, group.dataset, group.acceleration).spawn(2))
     means = []
     for weights in _hierarchical_weights(volume_code, n_volumes, n_bootstrap, bootstrap_rng):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # 0 / 0 where every drawn slice of a column was excluded (its differences are 0 there, never x / 0)
+        with np.errstate(invalid="ignore"):
             means.append((weights @ differences) / (weights @ used_matrix))
     low, high = percentile_interval(np.concatenate(means), CONFIDENCE)
     volume_sums = np.zeros((n_volumes, len(columns)))

@@ -418,6 +418,7 @@ def test_read_costs_missing_or_damaged_files_are_data_errors_naming_the_file(tmp
             ("h:m:s\tmax_rss\n2:00:00\t100\n", "Snakemake benchmark file lacks the column(s) s (it has h:m:s, max_rss)"),
             ("s\tmax_rss\n", "Snakemake benchmark file has no numeric seconds (column s) in its first row"),
             ("s\tmax_rss\nNA\t3\n", "Snakemake benchmark file has no numeric seconds (column s) in its first row"),
+            ("s\tmax_rss\nabc\t3\n", "Snakemake benchmark file has no numeric seconds (column s) in its first row"),
             ("", "Snakemake benchmark file is empty")]:
         bad = tmp_path / "bench_bad.tsv"
         bad.write_text(content)
@@ -518,6 +519,12 @@ def test_write_tables_without_ablation_and_a_damaged_significance_file(tmp_path)
     with pytest.raises(DataError) as err:
         tables.write_tables(config, [volumes], params, bad, out)
     assert (err.value.path, err.value.problem) == (str(bad), "significance table is empty")
+    bad_params = tmp_path / "params_bad.csv"
+    bad_params.write_text("method\nUNet\n")
+    with pytest.raises(DataError) as err:
+        tables.write_tables(config, [volumes], bad_params, None, out)
+    assert (err.value.path, err.value.problem) == (str(bad_params),
+                                                   "parameter-count table lacks the column(s) params (it has method)")
 
 
 def test_command_line_entry(tmp_path):
