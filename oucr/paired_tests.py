@@ -61,12 +61,12 @@ def snap_zeros(diff: np.ndarray, tol: float) -> np.ndarray:
 
 def cohen_dz(mean: np.ndarray, sd: np.ndarray, tol: float) -> np.ndarray:
     """``mean / sd``; +/-inf where sd is zero (within ``tol``) and the mean is not, NaN where both are."""
-    mean = np.asarray(mean, dtype=float)
-    sd = np.asarray(sd, dtype=float)
+    mean = np.asarray(mean)
+    sd = np.asarray(sd)
     with np.errstate(divide="ignore", invalid="ignore"):
         dz = mean / sd
     flat = sd <= tol
-    dz = np.where(flat & (np.abs(mean) > tol), np.copysign(np.inf, mean), dz)
+    dz = np.where(flat, np.copysign(np.inf, mean), dz)  # the next line makes a flat zero mean NaN
     return np.where(flat & (np.abs(mean) <= tol), np.nan, dz)
 
 
@@ -166,7 +166,7 @@ def signflip_p(volume_sums: np.ndarray, patterns: np.ndarray, exact: bool) -> np
 def percentile_interval(samples: np.ndarray, confidence: float) -> Tuple[np.ndarray, np.ndarray]:
     """Percentile interval of each column, ignoring NaN resamples."""
     alpha = (1.0 - confidence) / 2.0
-    samples = np.asarray(samples, dtype=float)
+    samples = np.asarray(samples)
     low = np.full(samples.shape[1], np.nan)
     high = np.full(samples.shape[1], np.nan)
     for k in range(samples.shape[1]):

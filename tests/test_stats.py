@@ -608,6 +608,20 @@ def test_rounding_and_effect_size_helpers():
     assert dz[0] == np.inf and dz[1] == -np.inf and np.isnan(dz[2]) and np.isnan(dz[3]) and dz[4] == 0.5
 
 
+def test_sign_agreement_counts_a_difference_at_the_tolerance_as_zero():
+    from oucr.stats import _sign_agreement
+
+    ref = np.array([[1.0, 1.0], [1.5, 1.5], [1.5, 1.0]])  # three reference replicates over two units
+    method = np.array([[1.0, 1.0]])  # one method replicate: pair differences 0, 0.5 and 0.25
+    used = np.array([True, True])
+    # a mean difference of exactly the tolerance is a zero: the zero pair and the 0.25 pair (snapped) agree
+    assert _sign_agreement(ref, method, used, mean_diff=0.25, tol=0.25) == (2, 3)
+    assert _sign_agreement(ref, method, used, mean_diff=0.3, tol=0.25) == (1, 3)  # positive: the 0.5 pair
+    assert _sign_agreement(ref, method, used, mean_diff=-0.3, tol=0.25) == (0, 3)
+    # only the first unit used: differences 0, 0.5 and 0.5
+    assert _sign_agreement(ref, method, np.array([True, False]), mean_diff=0.3, tol=0.0) == (2, 3)
+
+
 def test_wilcoxon_method_names_the_null_distribution():
     from oucr.paired_tests import paired_wilcoxon, wilcoxon_method
 

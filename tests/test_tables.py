@@ -146,6 +146,13 @@ def test_paper_reference_rules():
         paper_reference({"paper_dataset": "fastMRI", "format": "magnitude", "stand_in": False}, "k")
 
 
+def test_table1_refuses_an_undeclared_stand_in_naming_the_dataset():
+    config = _config(datasets={"brain": {"paper_dataset": "HPKS", "format": "magnitude"}}, accelerations={4: {}},
+                     figures={})
+    with pytest.raises(ConfigError, match=r"^datasets\.brain: paper_dataset 'HPKS' on magnitude data"):
+        tables.table1(config, pd.DataFrame(per_volume_rows("OUCR", "brain", 4, [30.0])), None)
+
+
 def test_paper_labels():
     assert paper_label(OWN, "own") == ""
     assert paper_label(KNEE, "knee") == "paper (fastMRI)"
