@@ -478,10 +478,10 @@ def significance_table(per_slice: pd.DataFrame, per_volume: pd.DataFrame, refere
     if table.empty:
         return table
     table = _adjust(table)
+    ranks = [_method_rank(m) for m in table["method"]]  # pragma: no mutate (rows are built in this order)
     order = sorted(range(len(table)), key=lambda i: (
         LEVELS.index(table.at[i, "level"]), table.at[i, "table"], table.at[i, "dataset"],
-        int(table.at[i, "acceleration"]), METRICS.index(table.at[i, "metric"]),
-        _method_rank(table.at[i, "method"])))  # pragma: no mutate (the rows are built in this method order)
+        int(table.at[i, "acceleration"]), METRICS.index(table.at[i, "metric"]), ranks[i]))
     # pragma: drop=False would add an index column, which the column selection at the end leaves out
     table = table.iloc[order].reset_index(drop=True)  # pragma: no mutate
     for col in _INT_COLUMNS:
