@@ -272,8 +272,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"| {batch} | {'on' if ckpt else 'off'} | {amp} | {_gib(est['peak_bytes'])} "
                       f"| {_gib(est['state_bytes'])} | {args.gpu_gib - est['peak_bytes'] / GIB:+.1f} |", flush=True)
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1)
+        from oucr.io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(results, indent=1))
     return 0
 
 

@@ -215,8 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"| {_s(r['warm_step_s'])} | {'measured' if r['measured'] else 'extrapolated'} | "
               f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(rows, fh, indent=1)
+        from oucr.io import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(rows, indent=1))
     return 0
 
 

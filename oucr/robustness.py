@@ -32,7 +32,8 @@ from oucr.errors import DataError
 from oucr.io import atomic_path, atomic_write_text
 from oucr.names import ZERO_FILLED
 from oucr.metric_files import read_metric_files
-from oucr.tables import DEMO_NOTE, dataset_order, fmt_mean_sd, summarise, to_markdown
+from oucr.tables import DEMO_NOTE, dataset_order, fmt_mean_sd, summarise
+from oucr.text_tables import to_markdown
 
 log = logging.getLogger(__name__)
 

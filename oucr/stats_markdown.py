@@ -10,6 +10,7 @@ import pandas as pd
 
 from oucr.paired_tests import wilcoxon_floor
 from oucr.stats import DEFAULT_BOOTSTRAP, REFERENCE, table_of
+from oucr.text_tables import to_markdown
 
 
 def _fmt_p(p: float) -> str:
@@ -105,14 +106,6 @@ def _slice_view(rows: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def _to_markdown(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in frame.iterrows():
-        lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
 _TABLE_TITLES = {"table1": "Table 1", "table2": "Table 2 (ablation)"}
 
 
@@ -157,7 +150,7 @@ def significance_markdown(sig: pd.DataFrame, demo: bool, demo_note: Optional[str
         if not volume.empty:
             out.append("### Volume level (one paired value per test volume)\n")
             out.append(_power_sentence(volume, title, "wilcoxon", "volume-level") + "\n")
-            out.append(_to_markdown(_volume_view(volume)))
+            out.append(to_markdown(_volume_view(volume)))
         slices = part[part["level"] == "slice"]
         if not slices.empty:
             reachable = bool((slices["signflip_min_p_holm"] < 0.05).any())
@@ -168,5 +161,5 @@ def significance_markdown(sig: pd.DataFrame, demo: bool, demo_note: Optional[str
                 "all slices of a volume together. The slices of one volume are not independent, so this "
                 "evidence rests on the same volumes as the volume level. "
                 + _power_sentence(slices, title, "signflip", "slice-level") + "\n")
-            out.append(_to_markdown(_slice_view(slices)))
+            out.append(to_markdown(_slice_view(slices)))
     return "\n".join(out)

@@ -19,7 +19,8 @@ When the config says ``demo: true`` every view is labelled as demo numbers.
 
 Outputs in ``--out-dir``:
 - ``table1.csv`` (tidy, one row per method x dataset x acceleration, columns
-  :data:`TABLE1_COLUMNS`), ``table1.md``, ``table1.tex``;
+  :data:`TABLE1_COLUMNS`), ``table1.md``, ``table1.tex``; with replicates, the Markdown
+  files end with a section of across-replicate SDs (:func:`replicate_spread`);
 - ``table2.csv``, ``table2.md``, ``table2.tex`` (the ablation);
 - ``significance.md`` (from ``significance.csv``);
 - ``provenance.md``: the commits, package versions and devices behind the numbers.
@@ -43,6 +44,7 @@ from oucr.names import ZERO_FILLED, evaluated_as
 from oucr.paper import reported
 from oucr.metric_files import read_metric_files
 from oucr.stats_markdown import significance_markdown
+from oucr.text_tables import to_latex, to_markdown
 
 log = logging.getLogger(__name__)
 
@@ -256,36 +258,47 @@ def paper_shaped(t1: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in frame.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+def replicate_spread(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Wide view of the across-replicate SD of each cell's test mean, one row per method.
+
+    Args:
+        tidy: a tidy table (:func:`table1` or :func:`table2`) with ``n_replicates`` and
+            ``<metric>_rep_sd`` columns.
+
+    Returns:
+        Columns ``Method``, ``Replicates`` (the replicate counts of its cells) and, per
+        dataset x acceleration, the PSNR (dB, two decimals) and SSIM (four decimals) SDs;
+        ``-`` where a method ran once (no training, or a single replicate).
+    """
+    rows = []
+    for method, g in tidy.groupby("method", sort=False):  # pragma: no mutate (sort=None is as falsy)
+        counts = sorted({int(k) for k in g["n_replicates"]})
+        row = {"Method": method, "Replicates": ", ".join(str(k) for k in counts)}
+        for _, r in g.iterrows():
+            key = f"{r['dataset']} {int(r['acceleration'])}x"
+            row[f"{key} PSNR SD"] = "-" if pd.isna(r["psnr_rep_sd"]) else f"{r['psnr_rep_sd']:.2f}"
+            row[f"{key} SSIM SD"] = "-" if pd.isna(r["ssim_rep_sd"]) else f"{r['ssim_rep_sd']:.4f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs LaTeX table."""
-    def esc(s: Any) -> str:
-        return (str(s).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
-                .replace("_", r"\_").replace("#", r"\#").replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
-
-    cols = list(frame.columns)
-    out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}", rf"\label{{{label}}}",
-           r"\resizebox{\textwidth}{!}{%", r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
-           " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    for _, r in frame.iterrows():
-        out.append(" & ".join(esc(r[c]) for c in cols) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
-    return "\n".join(out) + "\n"
+def _spread_section(tidy: pd.DataFrame) -> str:
+    """The Markdown section of across-replicate SDs; empty when no cell has two replicates."""
+    if not (tidy["n_replicates"] > 1).any():
+        return ""
+    return ("\n## Across training replicates: SD of the test mean\n\n"
+            "> How far a cell's mean moves between trainings that differ only in their initialisation seed "
+            "(an SD from as many replicates as the Replicates column says; two give only a rough figure): "
+            "a gap between two methods of that size can reverse with another seed.\n\n"
+            + to_markdown(replicate_spread(tidy)))
 
 
 def _notes(frame: pd.DataFrame, demo: bool) -> str:
     notes = [f"> {DEMO_NOTE}"] if demo else []
     if (frame["n_replicates"] > 1).any():
         notes.append("> Means over training replicates; ± is the SD over test volumes of the replicate-averaged "
-                     "values; the across-replicate SD is the `*_rep_sd` column of the CSV.")
+                     "values; the across-replicate SD is in the section below the table (and the `*_rep_sd` "
+                     "columns of the CSV).")
     if any(str(v).endswith("*") for v in frame.get("Params", [])):
         notes.append(f"> \\* {PARAMS_FOOTNOTE}")
     return "\n\n".join(notes) + ("\n\n" if notes else "")
@@ -306,7 +319,7 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
     wide = paper_shaped(t1, config)
     title = "Table 1" + (" (DEMO)" if demo else "") + ": PSNR / SSIM (mean ± SD over test volumes), training hours"
     notes = _notes(t1.assign(Params=wide.set_index("Method")["Params"].reindex(t1["method"]).to_numpy()), demo)
-    atomic_write_text(out_dir / "table1.md", f"# {title}\n\n{notes}{to_markdown(wide)}")
+    atomic_write_text(out_dir / "table1.md", f"# {title}\n\n{notes}{to_markdown(wide)}{_spread_section(t1)}")
     atomic_write_text(out_dir / "table1.tex", to_latex(wide, title + (". " + DEMO_NOTE if demo else ""), "tab:table1"))
 
     t2 = table2(config, per_volume, params)
@@ -322,7 +335,8 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
     if header:
         wide2.insert(3, f"PSNR {header}", ["-" if pd.isna(v) else f"{v:.2f}" for v in t2["paper_psnr"]])
         wide2[f"SSIM {header}"] = ["-" if pd.isna(v) else f"{v:.4f}" for v in t2["paper_ssim"]]
-    atomic_write_text(out_dir / "table2.md", f"# {title2}\n\n{_notes(t2, demo)}{to_markdown(wide2)}")
+    table2_md = f"# {title2}\n\n{_notes(t2, demo)}{to_markdown(wide2)}{_spread_section(t2)}"
+    atomic_write_text(out_dir / "table2.md", table2_md)
     atomic_write_text(out_dir / "table2.tex", to_latex(wide2, title2 + (". " + DEMO_NOTE if demo else ""), "tab:table2"))
 
     atomic_write_text(out_dir / "provenance.md", provenance_markdown(per_volume, train_devices(costs)))

@@ -12,7 +12,7 @@ import yaml
 from oucr.cli import main
 from oucr.config import load_config
 from oucr.errors import ConfigError
-from oucr.models.params import parameter_table, to_markdown
+from oucr.models.params import parameter_markdown, parameter_table
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
 
@@ -96,7 +96,7 @@ def test_cli_markdown(capsys):
 
 
 def test_markdown_without_differing_counts_has_no_footnote(tmp_path):
-    text = to_markdown(parameter_table(load_config(small_config(tmp_path))))
+    text = parameter_markdown(parameter_table(load_config(small_config(tmp_path))))
     assert "†" not in text and text.endswith("|\n")
 
 

@@ -23,11 +23,10 @@ from oucr.tables import (
     paper_shaped,
     paper_value,
     read_costs,
+    replicate_spread,
     summarise,
     table1,
     table2,
-    to_latex,
-    to_markdown,
 )
 
 BRAIN = {"paper_dataset": "HPKS", "stand_in": True, "format": "magnitude"}
@@ -320,17 +319,6 @@ def test_int_or_na():
     assert tables._int_or_na(np.int64(5)) == 5 and tables._int_or_na(0) == 0
 
 
-def test_to_markdown_and_to_latex():
-    frame = pd.DataFrame({"Method": ["OUCR", "A_B"], "PSNR": ["39.33 ± 1.00", "1 & 2"], "x%": [1, "#Δ\\"]})
-    assert to_markdown(frame) == ("| Method | PSNR | x% |\n|---|---|---|\n| OUCR | 39.33 ± 1.00 | 1 |\n"
-                                  "| A_B | 1 & 2 | #Δ\\ |\n")
-    assert to_latex(frame, "Cap_1 50%", "tab:x") == "\n".join([
-        r"\begin{table}[t]", r"\centering", r"\caption{Cap\_1 50\%}", r"\label{tab:x}",
-        r"\resizebox{\textwidth}{!}{%", r"\begin{tabular}{lll}", r"\toprule", r"Method & PSNR & x\% \\", r"\midrule",
-        r"OUCR & 39.33 $\pm$ 1.00 & 1 \\", r"A\_B & 1 \& 2 & \#$\Delta$\textbackslash{} \\",
-        r"\bottomrule", r"\end{tabular}}", r"\end{table}"]) + "\n"
-
-
 def test_paper_shaped_view():
     config = _config(datasets={"brain": BRAIN, "own": OWN}, accelerations={4: {}})
     t1 = table1(config, _per_volume(), _params())
@@ -498,20 +486,53 @@ def test_write_tables_demo_replicates_and_no_paper_column(tmp_path):
     assert md.startswith(
         f"# Table 1 (DEMO): PSNR / SSIM (mean ± SD over test volumes), training hours\n\n> {DEMO_NOTE}\n\n"
         "> Means over training replicates; ± is the SD over test volumes of the replicate-averaged values; the "
-        "across-replicate SD is the `*_rep_sd` column of the CSV.\n\n| Method | Params | own 4x PSNR | own 4x SSIM |")
+        "across-replicate SD is in the section below the table (and the `*_rep_sd` columns of the CSV).\n\n"
+        "| Method | Params | own 4x PSNR | own 4x SSIM |")
     assert "paper" not in md.split("\n\n")[-1]  # no paper column for own data
     tex = (out / "table1.tex").read_text()
     assert "DEMO numbers" in tex and "(DEMO)" in tex
     md2 = (out / "table2.md").read_text()
     assert md2.startswith(f"# Table 2 (DEMO): ablation on own at 4x\n\n> {DEMO_NOTE}\n\n> Means over training")
-    assert md2.endswith("| Modules | Params | PSNR | SSIM |\n|---|---|---|---|\n| UC-CRNN | - | 34.50 ± 1.41 | "
-                        "0.7000 ± 0.0141 |\n")
+    assert "| Modules | Params | PSNR | SSIM |\n|---|---|---|---|\n| UC-CRNN | - | 34.50 ± 1.41 | 0.7000 ± 0.0141 |\n\n" \
+        "## Across training replicates: SD of the test mean\n\n" in md2
+    assert md2.endswith("| Method | Replicates | own 4x PSNR SD | own 4x SSIM SD |\n|---|---|---|---|\n"
+                        "| UC-CRNN | 2 | 0.71 | 0.0000 |\n")
+    assert md.endswith("| OUCR | 2 | 0.71 | 0.0000 |\n")
     assert r"training hours. DEMO numbers: small networks" in tex
     assert r"\caption{Table 2 (DEMO): ablation on own at 4x. DEMO numbers: small networks" in (out / "table2.tex").read_text()
     assert "DEMO numbers" in (out / "table2.tex").read_text()
     t1 = pd.read_csv(out / "table1.csv")
     assert (t1["n_replicates"] == 2).all() and (t1["label"] == "demo").all()
     assert t1["psnr_rep_sd"].iloc[0] == pytest.approx(np.std([27.0, 28.0], ddof=1))
+
+
+def test_replicate_spread_view_and_section():
+    # OUCR trained twice (test means 32 and 36, SSIM 0.70 and 0.74), UNet once, Zero-filled not trained
+    frame = pd.concat([per_volume_rows("OUCR", "b", 4, [30.0, 34.0], replicate=0, ssim=[0.7, 0.7]),
+                       per_volume_rows("OUCR", "b", 4, [32.0, 40.0], replicate=1, ssim=[0.74, 0.74]),
+                       per_volume_rows("OUCR", "b", 8, [28.0, 28.0], replicate=[0, 1]),
+                       per_volume_rows("UNet", "b", 4, [31.0, 33.0], replicate=0),
+                       per_volume_rows("UNet", "b", 8, [29.0, 30.0], replicate=0),
+                       per_volume_rows("Zero-filled", "b", 4, [20.0, 22.0], replicate=0),
+                       per_volume_rows("Zero-filled", "b", 8, [18.0, 19.0], replicate=0)], ignore_index=True)
+    tidy = summarise(frame)
+    view = replicate_spread(tidy)
+    assert list(view.columns) == ["Method", "Replicates", "b 4x PSNR SD", "b 4x SSIM SD", "b 8x PSNR SD",
+                                  "b 8x SSIM SD"]
+    oucr = view.set_index("Method").loc["OUCR"]
+    assert oucr["b 4x PSNR SD"] == f"{np.std([32.0, 36.0], ddof=1):.2f}" == "2.83"
+    assert oucr["b 4x SSIM SD"] == "0.0283" and oucr["b 8x PSNR SD"] == "0.00" and oucr["Replicates"] == "2"
+    single = view.set_index("Method").loc[["UNet", "Zero-filled"]]
+    assert (single["Replicates"] == "1").all() and (single["b 4x PSNR SD"] == "-").all()
+    assert (single["b 4x SSIM SD"] == "-").all()
+    mixed = summarise(pd.concat([per_volume_rows("OUCR", "b", 4, [30.0], replicate=[0]),
+                                 per_volume_rows("OUCR", "b", 8, [30.0, 31.0], replicate=[0, 1])], ignore_index=True))
+    assert replicate_spread(mixed)["Replicates"].tolist() == ["1, 2"]
+    section = tables._spread_section(tidy)
+    assert section.startswith("\n## Across training replicates: SD of the test mean\n\n> How far")
+    assert section.endswith("|---|---|---|---|---|---|\n| OUCR | 2 | 2.83 | 0.0283 | 0.00 | 0.0000 |\n"
+                            "| UNet | 1 | - | - | - | - |\n| Zero-filled | 1 | - | - | - | - |\n")
+    assert tables._spread_section(summarise(per_volume_rows("UNet", "b", 4, [31.0, 33.0], replicate=0))) == ""
 
 
 def test_write_tables_without_ablation_and_a_damaged_significance_file(tmp_path):

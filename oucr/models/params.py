@@ -34,6 +34,7 @@ from oucr.io import atomic_path
 from oucr.models.base import count_parameters
 from oucr.models.registry import ABLATIONS, METHODS, build_model, model_config_key
 from oucr.paper import paper_params
+from oucr.text_tables import to_markdown
 
 NOT_NETWORKS = {"CS"}
 
@@ -98,7 +99,7 @@ def parameter_table(config: Mapping[str, Any]) -> pd.DataFrame:
     )
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def parameter_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown, counts with thousands separators.
 
     Rows whose reference count differs from the used count carry the marker
@@ -107,15 +108,15 @@ def to_markdown(table: pd.DataFrame) -> str:
     def cell(v: Any, fmt: str) -> str:
         return "-" if pd.isna(v) else format(v, fmt)
 
-    lines = ["| Method | Params | Used | Paper | Δ (%) |", "|---|---:|---:|---:|---:|"]
-    marked = False
+    rows = []
     for r in table.itertuples(index=False):
         differs = not pd.isna(r.params) and not pd.isna(r.params_used) and r.params != r.params_used
-        marked = marked or differs
-        params = cell(r.params, ",") + (FOOTNOTE_MARK if differs else "")
-        cells = [r.method, params, cell(r.params_used, ","), cell(r.paper_params, ","), cell(r.delta_pct, "+.2f")]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+        rows.append({"Method": r.method, "Params": cell(r.params, ",") + (FOOTNOTE_MARK if differs else ""),
+                     "Used": cell(r.params_used, ","), "Paper": cell(r.paper_params, ","),
+                     "Δ (%)": cell(r.delta_pct, "+.2f")})
+    view = pd.DataFrame(rows, columns=["Method", "Params", "Used", "Paper", "Δ (%)"])
+    text = to_markdown(view, align="lrrrr")
+    marked = view["Params"].str.endswith(FOOTNOTE_MARK).any()
     if marked:
         text += f"\n{FOOTNOTE_MARK} {FOOTNOTE}\n"
     return text
@@ -132,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry of ``oucr params``."""
     table = parameter_table(load_config(args.config))
-    text = to_markdown(table) if args.format == "md" else table.to_csv(index=False)
+    text = parameter_markdown(table) if args.format == "md" else table.to_csv(index=False)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text)
