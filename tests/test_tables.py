@@ -529,7 +529,11 @@ def test_replicate_spread_view_and_section():
                                  per_volume_rows("OUCR", "b", 8, [30.0, 31.0], replicate=[0, 1])], ignore_index=True))
     assert replicate_spread(mixed)["Replicates"].tolist() == ["1, 2"]
     section = tables._spread_section(tidy)
-    assert section.startswith("\n## Across training replicates: SD of the test mean\n\n> How far")
+    assert section.startswith(
+        "\n## Across training replicates: SD of the test mean\n\n> How far a cell's mean moves between trainings "
+        "that differ only in their initialisation seed (an SD from as many replicates as the Replicates column says; "
+        "two give only a rough figure): a gap between two methods of that size can reverse with another seed.\n\n"
+        "| Method | Replicates | b 4x PSNR SD |")
     assert section.endswith("|---|---|---|---|---|---|\n| OUCR | 2 | 2.83 | 0.0283 | 0.00 | 0.0000 |\n"
                             "| UNet | 1 | - | - | - | - |\n| Zero-filled | 1 | - | - | - | - |\n")
     assert tables._spread_section(summarise(per_volume_rows("UNet", "b", 4, [31.0, 33.0], replicate=0))) == ""
