@@ -220,11 +220,15 @@ def _int_or_na(v: Any) -> Any:
     return pd.NA if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else int(v)
 
 
+def fmt_value(value: Any, digits: int) -> str:
+    """``value`` with ``digits`` decimals, ``-`` when it is missing."""
+    return "-" if pd.isna(value) else f"{value:.{digits}f}"
+
+
 def fmt_mean_sd(mean: float, sd: float, digits: int) -> str:
     """``mean ± sd`` (just the mean when the SD is undefined, ``-`` when there is no mean)."""
-    if pd.isna(mean):
-        return "-"
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if not pd.isna(sd) else f"{mean:.{digits}f}"
+    text = fmt_value(mean, digits)
+    return text if pd.isna(mean) or pd.isna(sd) else f"{text} ± {sd:.{digits}f}"
 
 
 def fmt_params(count: Any, used: Any = pd.NA) -> str:
@@ -253,7 +257,7 @@ def paper_shaped(t1: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
             if header:
                 row[f"{key} SSIM {header} (Δ)"] = (
                     "-" if pd.isna(r["paper_ssim"]) else f"{r['paper_ssim']:.4f} ({r['delta_ssim']:+.4f})")
-            row[f"{key} train h"] = "-" if pd.isna(r["train_hours"]) else f"{r['train_hours']:.2f}"
+            row[f"{key} train h"] = fmt_value(r["train_hours"], 2)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -276,15 +280,20 @@ def replicate_spread(tidy: pd.DataFrame) -> pd.DataFrame:
         row = {"Method": method, "Replicates": ", ".join(str(k) for k in counts)}
         for _, r in g.iterrows():
             key = f"{r['dataset']} {int(r['acceleration'])}x"
-            row[f"{key} PSNR SD"] = "-" if pd.isna(r["psnr_rep_sd"]) else f"{r['psnr_rep_sd']:.2f}"
-            row[f"{key} SSIM SD"] = "-" if pd.isna(r["ssim_rep_sd"]) else f"{r['ssim_rep_sd']:.4f}"
+            row[f"{key} PSNR SD"] = fmt_value(r["psnr_rep_sd"], 2)
+            row[f"{key} SSIM SD"] = fmt_value(r["ssim_rep_sd"], 4)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _has_replicates(tidy: pd.DataFrame) -> bool:
+    """Whether any cell of a tidy table averages two or more training replicates."""
+    return bool((tidy["n_replicates"] > 1).any())
+
+
 def _spread_section(tidy: pd.DataFrame) -> str:
     """The Markdown section of across-replicate SDs; empty when no cell has two replicates."""
-    if not (tidy["n_replicates"] > 1).any():
+    if not _has_replicates(tidy):
         return ""
     return ("\n## Across training replicates: SD of the test mean\n\n"
             "> How far a cell's mean moves between trainings that differ only in their initialisation seed "
@@ -295,7 +304,7 @@ def _spread_section(tidy: pd.DataFrame) -> str:
 
 def _notes(frame: pd.DataFrame, demo: bool) -> str:
     notes = [f"> {DEMO_NOTE}"] if demo else []
-    if (frame["n_replicates"] > 1).any():
+    if _has_replicates(frame):
         notes.append("> Means over training replicates; ± is the SD over test volumes of the replicate-averaged "
                      "values; the across-replicate SD is in the section below the table (and the `*_rep_sd` "
                      "columns of the CSV).")
@@ -333,8 +342,8 @@ def write_tables(config: Mapping[str, Any], volume_files: Sequence[Path], params
                           "PSNR": [fmt_mean_sd(m, s, 2) for m, s in zip(t2["psnr_mean"], t2["psnr_sd"])],
                           "SSIM": [fmt_mean_sd(m, s, 4) for m, s in zip(t2["ssim_mean"], t2["ssim_sd"])]})
     if header:
-        wide2.insert(3, f"PSNR {header}", ["-" if pd.isna(v) else f"{v:.2f}" for v in t2["paper_psnr"]])
-        wide2[f"SSIM {header}"] = ["-" if pd.isna(v) else f"{v:.4f}" for v in t2["paper_ssim"]]
+        wide2.insert(3, f"PSNR {header}", [fmt_value(v, 2) for v in t2["paper_psnr"]])
+        wide2[f"SSIM {header}"] = [fmt_value(v, 4) for v in t2["paper_ssim"]]
     table2_md = f"# {title2}\n\n{_notes(t2, demo)}{to_markdown(wide2)}{_spread_section(t2)}"
     atomic_write_text(out_dir / "table2.md", table2_md)
     atomic_write_text(out_dir / "table2.tex", to_latex(wide2, title2 + (". " + DEMO_NOTE if demo else ""), "tab:table2"))

@@ -291,6 +291,12 @@ def test_table2_without_variants_is_empty():
 
 # ----------------------------------------------------------------------------- formatting
 
+def test_fmt_value():
+    assert tables.fmt_value(32.456, 2) == "32.46" and tables.fmt_value(0.91234, 4) == "0.9123"
+    assert tables.fmt_value(np.nan, 2) == "-" and tables.fmt_value(pd.NA, 4) == "-" and tables.fmt_value(None, 2) == "-"
+    assert tables.fmt_value(0.0, 2) == "0.00"
+
+
 def test_fmt_mean_sd():
     assert fmt_mean_sd(32.456, 1.234, 2) == "32.46 ± 1.23"
     assert fmt_mean_sd(0.91234, 0.01, 4) == "0.9123 ± 0.0100"
